@@ -1,0 +1,160 @@
+"""The world tensor: one small integer vector per tile, shared by env, planner and tests.
+
+A world is `int16[CHANNELS, height, width]`:
+
+- ENTITY: an `Entity` value; every tile of a multi-tile entity holds it.
+- FACING: a `Direction` value (items move that way); 0 where it means nothing.
+- ITEM: catalog item id for sources and sinks, catalog recipe id for assemblers.
+- UNDERGROUND: an `UndergroundEnd` value on underground belt tiles.
+- BUILDABLE: 1 where the agent may place an entity, 0 on blocked tiles and markers.
+- PART: index of the tile inside its entity's footprint, row-major from the top-left
+  anchor (0 for every 1x1 entity), so two adjacent splitters or assemblers never blur.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from shared_schema.directions import Direction
+from shared_schema.entities import Entity, UndergroundEnd, footprint
+
+
+class Channel(IntEnum):
+    ENTITY = 0
+    FACING = 1
+    ITEM = 2
+    UNDERGROUND = 3
+    BUILDABLE = 4
+    PART = 5
+
+
+CHANNELS = len(Channel)
+WORLD_DTYPE = np.int16
+MAX_GRID = 32
+
+
+class PlacementError(ValueError):
+    """An entity that does not fit where it was asked to go."""
+
+
+@dataclass
+class World:
+    """A grid of tiles, backed by the world tensor `data` (see module docstring)."""
+
+    data: np.ndarray
+
+    @classmethod
+    def empty(cls, width: int, height: int) -> World:
+        if not (1 <= width <= MAX_GRID and 1 <= height <= MAX_GRID):
+            raise ValueError(f"a world is 1 to {MAX_GRID} tiles a side, not {width}x{height}")
+        data = np.zeros((CHANNELS, height, width), WORLD_DTYPE)
+        data[Channel.BUILDABLE] = 1
+        return cls(data)
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[1])
+
+    def copy(self) -> World:
+        return World(self.data.copy())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, World) and np.array_equal(self.data, other.data)
+
+    def entity(self, x: int, y: int) -> Entity:
+        return Entity(int(self.data[Channel.ENTITY, y, x]))
+
+    def facing(self, x: int, y: int) -> Direction:
+        return Direction(int(self.data[Channel.FACING, y, x]))
+
+    def anchor(self, x: int, y: int) -> tuple[int, int]:
+        """Top-left tile of the entity covering (x, y)."""
+        kind = self.entity(x, y)
+        w, _ = footprint(kind, int(self.data[Channel.FACING, y, x]))
+        part = int(self.data[Channel.PART, y, x])
+        return x - part % w, y - part // w
+
+    def place(
+        self,
+        kind: Entity,
+        x: int,
+        y: int,
+        facing: Direction = Direction.NORTH,
+        item: int = 0,
+        underground: UndergroundEnd = UndergroundEnd.NONE,
+    ) -> None:
+        """Put `kind` with its top-left tile at (x, y). Raises PlacementError if it does
+        not fit on the grid or a tile it needs is not empty."""
+        w, h = footprint(kind, facing)
+        if x < 0 or y < 0 or x + w > self.width or y + h > self.height:
+            raise PlacementError(f"{kind.name.lower()} at ({x}, {y}) does not fit on the grid")
+        if (kind == Entity.UNDERGROUND) != (underground != UndergroundEnd.NONE):
+            raise PlacementError("an underground belt needs an end (entrance or exit), and nothing else has one")
+        region = self.data[Channel.ENTITY, y : y + h, x : x + w]
+        if region.any():
+            raise PlacementError(f"{kind.name.lower()} at ({x}, {y}) overlaps another entity")
+        player_placed = kind in (Entity.SOURCE, Entity.SINK, Entity.BLOCKED)
+        for dy in range(h):
+            for dx in range(w):
+                tile = self.data[:, y + dy, x + dx]
+                tile[Channel.ENTITY] = kind
+                tile[Channel.FACING] = facing if kind not in (Entity.ASSEMBLER, Entity.BLOCKED) else 0
+                tile[Channel.ITEM] = item
+                tile[Channel.UNDERGROUND] = underground
+                tile[Channel.PART] = dy * w + dx
+                if player_placed:
+                    tile[Channel.BUILDABLE] = 0
+
+    def remove(self, x: int, y: int) -> None:
+        """Clear the whole entity covering (x, y); markers and blocked tiles included."""
+        kind = self.entity(x, y)
+        if kind == Entity.EMPTY:
+            return
+        ax, ay = self.anchor(x, y)
+        w, h = footprint(kind, int(self.data[Channel.FACING, y, x]))
+        self.data[:, ay : ay + h, ax : ax + w] = 0
+        self.data[Channel.BUILDABLE, ay : ay + h, ax : ax + w] = 1
+
+    def entities(self) -> list[tuple[Entity, int, int]]:
+        """(kind, x, y) of every entity by its anchor, row-major."""
+        found = []
+        for y in range(self.height):
+            for x in range(self.width):
+                kind = self.entity(x, y)
+                if kind != Entity.EMPTY and self.data[Channel.PART, y, x] == 0:
+                    found.append((kind, x, y))
+        return found
+
+    def rotated(self) -> World:
+        """This world turned a quarter clockwise (a tile at (x, y) goes to (H-1-y, x))."""
+        return _transform(self, rotate=True)
+
+    def mirrored(self) -> World:
+        """This world mirrored east-west (x goes to W-1-x; east and west facings swap)."""
+        return _transform(self, rotate=False)
+
+
+def _transform(world: World, rotate: bool) -> World:
+    out = World.empty(world.height, world.width) if rotate else World.empty(world.width, world.height)
+    for kind, x, y in world.entities():
+        facing = world.facing(x, y)
+        w, h = footprint(kind, facing)
+        tile = world.data[:, y, x]
+        if rotate:
+            # the new top-left is the old bottom-left corner
+            nx, ny = world.height - (y + h), x
+            new_facing = facing.turned(1)
+        else:
+            nx, ny = world.width - (x + w), y
+            new_facing = Direction((4 - facing) % 4) if facing in (Direction.EAST, Direction.WEST) else facing
+        if kind in (Entity.ASSEMBLER, Entity.BLOCKED):
+            new_facing = Direction.NORTH
+        out.place(kind, nx, ny, new_facing, int(tile[Channel.ITEM]), UndergroundEnd(int(tile[Channel.UNDERGROUND])))
+    return out

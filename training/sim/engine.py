@@ -1,0 +1,187 @@
+"""The mimic's public API: steady-state throughput of worlds, one or many at a time.
+
+`simulate(world)` gives per-sink rates and the flows behind them (for `explain`);
+`sink_rates_batch(worlds)` evaluates a stack of worlds in one compiled loop, the
+path training uses. Rules: docs/MIMIC.md; kernels: `graph.py` and `solve.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from shared_schema.catalog import RecipeTables, load_catalog, recipe_tables
+from shared_schema.entities import BELT_LANE_RATE, Entity
+from shared_schema.world import Channel, World
+from training.sim.graph import SINK, build_graph_arrays
+from training.sim.solve import solve
+
+MAX_SINKS = 16  # sink slots in the batched output; sinks beyond it are not reported
+
+
+@njit(cache=True)
+def _run(world, n_items, r_time, ing_item, ing_amount, prod_item, prod_amount):  # type: ignore[no-untyped-def]
+    (lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, local_item,
+     ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, ins_tile, m_anchor, m_recipe,
+     machine_of, order) = build_graph_arrays(world, n_items, ing_item, prod_item)  # fmt: skip
+    N = world.shape[1] * world.shape[2]
+    ent = np.empty(N, np.int64)
+    for t in range(N):
+        ent[t] = world[0, t // world.shape[2], t % world.shape[2]]
+    K = local_item.shape[0]
+    inflow = np.zeros((2 * N, K), np.float64)
+    ins_take = np.zeros((ins_rate.shape[0], K), np.float64)
+    m_craft = np.zeros(m_anchor.shape[0], np.float64)
+    clogged = np.zeros(2 * N, np.bool_)
+    iterations = solve(
+        ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, local_item,
+        ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, m_anchor, m_recipe, machine_of, order,
+        r_time, ing_item, ing_amount, prod_item, prod_amount, inflow, ins_take, m_craft, clogged,
+    )  # fmt: skip
+    return inflow, ins_take, m_craft, clogged, local_item, tile_item, ins_tile, m_anchor, iterations
+
+
+@njit(cache=True)
+def _sink_rates(world, inflow, tile_item, out):  # type: ignore[no-untyped-def]
+    """Rates of each sink's own item, sinks in row-major order, into out[:n]; returns n."""
+    W = world.shape[2]
+    n = 0
+    for t in range(world.shape[1] * W):
+        if world[0, t // W, t % W] == SINK:
+            k = tile_item[t]
+            rate = 0.0
+            if k >= 0:
+                rate = inflow[2 * t, k] + inflow[2 * t + 1, k]
+            if n < out.shape[0]:
+                out[n] = rate
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _batch(worlds, n_items, r_time, ing_item, ing_amount, prod_item, prod_amount, out, n_sinks):  # type: ignore[no-untyped-def]
+    for b in range(worlds.shape[0]):
+        inflow, _, _, _, _, tile_item, _, _, _ = _run(
+            worlds[b], n_items, r_time, ing_item, ing_amount, prod_item, prod_amount
+        )
+        n_sinks[b] = _sink_rates(worlds[b], inflow, tile_item, out[b])
+
+
+def _tables() -> tuple[int, RecipeTables]:
+    catalog = load_catalog()
+    return len(catalog.items) - 1, recipe_tables(catalog)
+
+
+def sink_rates_batch(worlds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Steady-state rates of the sinks of many worlds.
+
+    worlds: int16[B, CHANNELS, H, W]. Returns (rates float64[B, MAX_SINKS], counts int64[B]):
+    rates[b, :counts[b]] are world b's sinks in row-major order; unused slots are 0.
+    """
+    if worlds.ndim != 4:
+        raise ValueError(f"worlds must be int16[B, C, H, W], got shape {worlds.shape}")
+    n_items, t = _tables()
+    out = np.zeros((worlds.shape[0], MAX_SINKS), np.float64)
+    counts = np.zeros(worlds.shape[0], np.int64)
+    _batch(
+        np.ascontiguousarray(worlds, np.int16),
+        n_items,
+        t.time,
+        t.ingredient_item,
+        t.ingredient_amount,
+        t.product_item,
+        t.product_amount,
+        out,
+        counts,
+    )
+    return out, counts
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    x: int
+    y: int
+    item: str
+    per_second: float
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Everything the mimic worked out for one world.
+
+    lane_flow: float64[H, W, 2, K] what enters each tile's left/right lane per item slot;
+    items: the catalog names of the K item slots; inserter_flow: (x, y) -> {item: rate};
+    crafts: (x, y) of each assembler -> crafts per second; clogged: bool[H, W, 2].
+    """
+
+    sinks: list[SinkResult]
+    items: list[str]
+    lane_flow: np.ndarray
+    inserter_flow: dict[tuple[int, int], dict[str, float]]
+    crafts: dict[tuple[int, int], float]
+    clogged: np.ndarray
+    iterations: int
+
+    @property
+    def rates(self) -> list[float]:
+        return [s.per_second for s in self.sinks]
+
+
+def simulate(world: World) -> SimResult:
+    """Steady state of one world, with the flows behind it."""
+    catalog = load_catalog()
+    n_items, t = _tables()
+    inflow, ins_take, m_craft, clogged, local_item, tile_item, ins_tile, m_anchor, iterations = _run(
+        world.data, n_items, t.time, t.ingredient_item, t.ingredient_amount, t.product_item, t.product_amount
+    )
+    h, w = world.height, world.width
+    items = [catalog.items[int(i)] for i in local_item]
+    sinks = []
+    for y in range(h):
+        for x in range(w):
+            if world.entity(x, y) == Entity.SINK:
+                k = int(tile_item[y * w + x])
+                rate = float(inflow[2 * (y * w + x), k] + inflow[2 * (y * w + x) + 1, k]) if k >= 0 else 0.0
+                name = catalog.items[int(world.data[Channel.ITEM, y, x])]
+                sinks.append(SinkResult(x, y, name, rate))
+    inserter_flow = {
+        (int(tile) % w, int(tile) // w): {items[k]: float(ins_take[i, k]) for k in range(len(items)) if ins_take[i, k]}
+        for i, tile in enumerate(ins_tile)
+    }
+    crafts = {(int(a) % w, int(a) // w): float(m_craft[m]) for m, a in enumerate(m_anchor)}
+    return SimResult(
+        sinks=sinks,
+        items=items,
+        lane_flow=inflow.reshape(h, w, 2, len(items)),
+        inserter_flow=inserter_flow,
+        crafts=crafts,
+        clogged=clogged.reshape(h, w, 2),
+        iterations=int(iterations),
+    )
+
+
+def power_mean_score(rates: list[float] | np.ndarray, best: list[float] | np.ndarray) -> float:
+    """The task's score: power mean (p = 0.5) of each sink's rate over its best, in [0, 1].
+
+    A starved sink pulls the score down harder than an arithmetic mean would."""
+    r = np.asarray(rates, np.float64)
+    b = np.asarray(best, np.float64)
+    if r.shape != b.shape or r.size == 0:
+        raise ValueError("rates and best must be equally long and not empty")
+    if (b <= 0).any():
+        raise ValueError("every sink's best achievable rate must be positive")
+    ratio = np.clip(r / b, 0.0, 1.0)
+    return float(np.mean(np.sqrt(ratio)) ** 2)
+
+
+__all__ = [
+    "BELT_LANE_RATE",
+    "MAX_SINKS",
+    "SimResult",
+    "SinkResult",
+    "power_mean_score",
+    "simulate",
+    "sink_rates_batch",
+]
