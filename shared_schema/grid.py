@@ -188,7 +188,9 @@ def apply_items(world: World, items: list[ItemEntry], catalog: Catalog | None = 
             ax, ay = world.anchor(x, y)
             world.data[Channel.ITEM, ay : ay + 3, ax : ax + 3] = catalog.recipe_id(name)
         else:
-            raise ValueError(f"item entry ({x}, {y}) {name!r} names a {kind.name.lower()}, not a source, sink or assembler")
+            raise ValueError(
+                f"item entry ({x}, {y}) {name!r} names a {kind.name.lower()}, not a source, sink or assembler"
+            )
 
 
 def item_list(world: World, catalog: Catalog | None = None) -> list[ItemEntry]:

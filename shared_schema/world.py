@@ -124,7 +124,7 @@ class World:
 
     def entities(self) -> list[tuple[Entity, int, int]]:
         """(kind, x, y) of every entity by its anchor, row-major."""
-        found = []
+        found: list[tuple[Entity, int, int]] = []
         for y in range(self.height):
             for x in range(self.width):
                 kind = self.entity(x, y)

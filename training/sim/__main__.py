@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 failed += 1
                 want = sorted(fixture.expected)
-                print(f"FAIL {fixture.name}: {fixture.description or '(no description)'} | expected {want} | got {outcome.got}")
+                what = fixture.description or "(no description)"
+                print(f"FAIL {fixture.name}: {what} | expected {want} | got {outcome.got}")
             if args.explain:
                 print(f"--- {fixture.name}: {fixture.description}")
                 print(explain(fixture.world, outcome.result))
