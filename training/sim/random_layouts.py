@@ -19,39 +19,74 @@ RECIPES = ("iron-gear-wheel", "copper-cable", "electronic-circuit")
 
 
 def routed_layout(rng: np.random.Generator, size: int = 11) -> World:
-    """A source, a self-avoiding belt route from it, and a sink at the route's end,
-    with side branches (splitter, inserter into an assembler) along the way."""
+    """A lesson-like world: a source on the edge, a winding belt route (with the odd
+    underground hop, splitter branch or inserter arm into an assembler) and a sink
+    where the route ends, plus a few blocked tiles."""
     catalog = load_catalog()
     world = World.empty(size, size)
+    for _ in range(int(rng.integers(0, size))):
+        x, y = int(rng.integers(size)), int(rng.integers(size))
+        if world.entity(x, y) == Entity.EMPTY:
+            world.place(Entity.BLOCKED, x, y)
     item = catalog.item_id(str(rng.choice(ITEMS[:2])))
-    x, y = int(rng.integers(0, size)), int(rng.integers(0, size))
     facing = Direction(int(rng.integers(4)))
+    # start on the edge the route leaves from
+    along = int(rng.integers(1, size - 1))
+    x, y = {
+        Direction.NORTH: (along, size - 1),
+        Direction.SOUTH: (along, 0),
+        Direction.EAST: (0, along),
+        Direction.WEST: (size - 1, along),
+    }[facing]
+    world.remove(x, y)
     world.place(Entity.SOURCE, x, y, facing, item)
-    for _ in range(int(rng.integers(4, 3 * size))):
+    _route(world, rng, x, y, facing, item, int(rng.integers(6, 4 * size)), catalog, branches=2)
+    return world
+
+
+def _free(world: World, x: int, y: int) -> bool:
+    return 0 <= x < world.width and 0 <= y < world.height and world.entity(x, y) == Entity.EMPTY
+
+
+def _route(world, rng, x, y, facing, item, length, catalog, branches):  # type: ignore[no-untyped-def]
+    """Extend a belt from (x, y) going `facing` for up to `length` tiles, ending in a sink."""
+    for _ in range(length):
+        turn = rng.random() < 0.2 or not _free(world, x + facing.dx, y + facing.dy)
+        if turn:
+            # only a plain belt can turn: re-place it facing the new way (it then curves)
+            options = [f for f in (facing.turned(1), facing.turned(-1)) if _free(world, x + f.dx, y + f.dy)]
+            if not options or world.entity(x, y) != Entity.BELT:
+                if not _free(world, x + facing.dx, y + facing.dy):
+                    break
+            else:
+                facing = options[int(rng.integers(len(options)))]
+                world.remove(x, y)
+                world.place(Entity.BELT, x, y, facing)
         nx, ny = x + facing.dx, y + facing.dy
-        if not (0 <= nx < size and 0 <= ny < size) or world.entity(nx, ny) != Entity.EMPTY:
-            break
-        x, y = nx, ny
         roll = rng.random()
-        if roll < 0.06:
-            # an underground hop of 2..4 tiles if it fits
-            hop = int(rng.integers(2, 5))
-            ex, ey = x + facing.dx * hop, y + facing.dy * hop
-            if 0 <= ex < size and 0 <= ey < size and world.entity(ex, ey) == Entity.EMPTY:
-                world.place(Entity.UNDERGROUND, x, y, facing, underground=UndergroundEnd.ENTRANCE)
+        if roll < 0.08:
+            hop = int(rng.integers(2, 6))
+            ex, ey = nx + facing.dx * hop, ny + facing.dy * hop
+            if _free(world, ex, ey):
+                world.place(Entity.UNDERGROUND, nx, ny, facing, underground=UndergroundEnd.ENTRANCE)
                 world.place(Entity.UNDERGROUND, ex, ey, facing, underground=UndergroundEnd.EXIT)
                 x, y = ex, ey
                 continue
-        world.place(Entity.BELT, x, y, facing)
-        if roll > 0.8:
-            facing = facing.turned(1 if rng.random() < 0.5 else -1)
-        elif roll > 0.7:
+        if roll > 0.93 and branches > 0:
+            side = facing.turned(1)
+            sx, sy = nx + side.dx, ny + side.dy
+            if _free(world, sx, sy):
+                world.place(Entity.SPLITTER, min(nx, sx), min(ny, sy), facing)
+                _route(world, rng, sx, sy, facing, item, int(rng.integers(2, 8)), catalog, branches - 1)
+                x, y = nx, ny
+                continue
+        world.place(Entity.BELT, nx, ny, facing)
+        x, y = nx, ny
+        if roll > 0.86 and branches > 0:
             _try_arm(world, rng, x, y, facing, catalog)
     nx, ny = x + facing.dx, y + facing.dy
-    if 0 <= nx < size and 0 <= ny < size and world.entity(nx, ny) == Entity.EMPTY:
+    if _free(world, nx, ny):
         world.place(Entity.SINK, nx, ny, facing, item)
-    _scatter(world, rng, int(rng.integers(0, 6)))
-    return world
 
 
 def _try_arm(world: World, rng: np.random.Generator, x: int, y: int, facing: Direction, catalog) -> None:  # type: ignore[no-untyped-def]
@@ -59,19 +94,18 @@ def _try_arm(world: World, rng: np.random.Generator, x: int, y: int, facing: Dir
     side = facing.turned(1 if rng.random() < 0.5 else -1)
     ix, iy = x + side.dx, y + side.dy
     recipe = str(rng.choice(RECIPES))
-    try:
-        world.place(Entity.INSERTER, ix, iy, side)
-        # the assembler's tile nearest the inserter is one step further along `side`
-        ax, ay = ix + side.dx, iy + side.dy
-        ax -= 1 if side in (Direction.NORTH, Direction.SOUTH) else (0 if side == Direction.EAST else 2)
-        ay -= 1 if side in (Direction.EAST, Direction.WEST) else (0 if side == Direction.SOUTH else 2)
-        world.place(Entity.ASSEMBLER, ax, ay, Direction.NORTH, catalog.recipe_id(recipe))
-        product = catalog.item_id(catalog.recipe(recipe).products[0][0])
-        ox, oy = ax + 1 + side.dx * 2, ay + 1 + side.dy * 2
-        world.place(Entity.INSERTER, ox, oy, side)
-        world.place(Entity.SINK, ox + side.dx, oy + side.dy, side, product)
-    except PlacementError:
+    # the assembler's middle tile is two steps further along `side`
+    cx, cy = ix + 2 * side.dx, iy + 2 * side.dy
+    ox, oy = cx + 2 * side.dx, cy + 2 * side.dy
+    tiles = [(ix, iy), (ox, oy), (ox + side.dx, oy + side.dy)]
+    tiles += [(cx + dx, cy + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    if not all(_free(world, tx, ty) for tx, ty in tiles):
         return
+    world.place(Entity.INSERTER, ix, iy, side)
+    world.place(Entity.ASSEMBLER, cx - 1, cy - 1, Direction.NORTH, catalog.recipe_id(recipe))
+    product = catalog.item_id(catalog.recipe(recipe).products[0][0])
+    world.place(Entity.INSERTER, ox, oy, side)
+    world.place(Entity.SINK, ox + side.dx, oy + side.dy, side, product)
 
 
 def noisy_layout(rng: np.random.Generator, size: int = 8, fill: float = 0.5) -> World:

@@ -120,6 +120,8 @@ def solve(  # type: ignore[no-untyped-def]
          ins_rate, pt_start, pt_list, pm_start, pm_list, dl_start, dl_list, dm_start, dm_list,
          m_ing, m_ing_amt, m_prod, m_prod_amt, m_cap, drop_lane, drop_mach)  # fmt: skip
 
+    acyclic = _acyclic(order, node_of, lane_out, ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, m_anchor)
+
     # ---- free running: which items reach which lanes, and clogs -------------------
     avail = np.zeros((L, K), np.float64)
     accK = np.full((L, K), LANE, np.float64)
@@ -127,7 +129,8 @@ def solve(  # type: ignore[no-untyped-def]
     dem = np.zeros((n_ins, K), np.float64)
     offer = np.zeros((n_ins, K), np.float64)
     blocked = np.zeros(L, np.bool_)
-    free_avail = np.zeros((L, K), np.float64)
+    pot = np.zeros(L, np.float64)
+    free_offer = np.zeros((n_ins, K), np.float64)
     edge_flow = np.zeros((L, K), np.float64)
     jroom = np.zeros(L, np.float64)
     m_accept = np.zeros((M, K), np.float64)
@@ -142,11 +145,11 @@ def solve(  # type: ignore[no-untyped-def]
         inflow[:, :] = 0.0
         avail[:, :] = 0.0
         ins_take[:, :] = 0.0
-        for _sweep in range(FREE_SWEEPS):
-            _forward(True, g, accK, accT, jroom, dem, clogged, blocked, free_avail,
+        for _sweep in range(1 if acyclic else FREE_SWEEPS):
+            _forward(True, g, accK, accT, jroom, dem, clogged, blocked, pot,
                      inflow, avail, edge_flow, ins_take, offer, m_craft)  # fmt: skip
-        _drainable(ent, lane_ok, lane_out, partner, ins_pick_kind, ins_pick, ins_drop_kind, ins_drop,
-                   m_prod, ins_wants, clogged, drains, m_drains)  # fmt: skip
+        _drainable(ent, lane_ok, lane_out, partner, order, pt_start, pt_list, pm_start, pm_list,
+                   ins_drop_kind, ins_drop, m_prod, machine_of, ins_wants, clogged, drains, m_drains)  # fmt: skip
         changed = False
         for lane in range(L):
             if not lane_ok[lane] or clogged[lane] or ent[lane // 2] == SOURCE:
@@ -158,16 +161,20 @@ def solve(  # type: ignore[no-untyped-def]
                     break
         if not changed:
             break
-    free_avail[:, :] = avail
-    for lane in range(L):  # what the free run offered onward is each lane's potential
-        for k in range(K):
-            if edge_flow[lane, k] > free_avail[lane, k]:
-                free_avail[lane, k] = edge_flow[lane, k]
-    # an inserter whose items can never leave carries nothing
+    # what inserters find at their pickup while nothing backs up: a floor for the supply
+    # a machine counts on, so a machine starved by its own low demand can still ask for more
+    free_offer[:, :] = offer
+    # an inserter carries only items that reach its pickup and can leave from its drop
     for i in range(n_ins):
         for k in range(K):
-            if ins_wants[i, k] and not _ins_drains(i, k, ins_drop_kind, ins_drop, drains, m_drains, clogged):
+            if not ins_wants[i, k]:
+                continue
+            if not _ins_drains(i, k, ins_drop_kind, ins_drop, drains, m_drains, clogged):
                 ins_wants[i, k] = False
+            elif ins_pick_kind[i] == END_LANES:
+                t = ins_pick[i]
+                if inflow[2 * t, k] + inflow[2 * t + 1, k] <= EPS:
+                    ins_wants[i, k] = False
 
     # ---- steady state ---------------------------------------------------------------
     inflow[:, :] = 0.0
@@ -175,6 +182,7 @@ def solve(  # type: ignore[no-untyped-def]
     edge_flow[:, :] = 0.0
     ins_take[:, :] = 0.0
     blocked[:] = False
+    pot[:] = 0.0
     prev = np.zeros((L, K), np.float64)
     for i in range(n_ins):  # optimistic start: every inserter could move its full rate
         for k in range(K):
@@ -182,10 +190,10 @@ def solve(  # type: ignore[no-untyped-def]
     iterations = 0
     for it in range(MAX_ITERATIONS):
         iterations = it + 1
-        _backward(g, ins_wants, clogged, blocked, inflow, edge_flow, ins_take, offer, accK, accT, jroom,
-                  dem, m_accept)  # fmt: skip
+        _backward(g, ins_wants, clogged, pot, inflow, edge_flow, ins_take, offer, free_offer, accK, accT,
+                  jroom, dem, m_accept)  # fmt: skip
         prev[:, :] = inflow
-        _forward(False, g, accK, accT, jroom, dem, clogged, blocked, free_avail,
+        _forward(False, g, accK, accT, jroom, dem, clogged, blocked, pot,
                  inflow, avail, edge_flow, ins_take, offer, m_craft)  # fmt: skip
         delta = 0.0
         for lane in range(L):
@@ -193,9 +201,32 @@ def solve(  # type: ignore[no-untyped-def]
                 d = abs(inflow[lane, k] - prev[lane, k])
                 if d > delta:
                     delta = d
-        if it > 1 and delta < 1e-10:
+        if it > 0 and delta < 1e-10:
             break
     return iterations
+
+
+@njit(cache=True)
+def _acyclic(order, node_of, lane_out, pick_kind, pick, drop_kind, drop, m_anchor):  # type: ignore[no-untyped-def]
+    """Whether every edge of the node graph goes forward in `order`."""
+    pos = np.full(node_of.shape[0], -1, np.int64)
+    for j in range(order.shape[0]):
+        pos[order[j]] = j
+    for lane in range(lane_out.shape[0]):
+        d = lane_out[lane]
+        if d >= 0:
+            a = node_of[lane // 2]
+            b = node_of[d // 2]
+            if a != b and pos[b] <= pos[a]:
+                return False
+    for i in range(pick.shape[0]):
+        if pick_kind[i] == END_NONE or drop_kind[i] == END_NONE:
+            continue
+        a = m_anchor[pick[i]] if pick_kind[i] == END_MACHINE else node_of[pick[i]]
+        b = m_anchor[drop[i]] if drop_kind[i] == END_MACHINE else node_of[drop[i] // 2]
+        if a != b and pos[b] <= pos[a]:
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -233,88 +264,87 @@ def _ins_drains(i, k, ins_drop_kind, ins_drop, drains, m_drains, clogged):  # ty
 
 @njit(cache=True)
 def _drainable(  # type: ignore[no-untyped-def]
-    ent, lane_ok, lane_out, partner, ins_pick_kind, ins_pick, ins_drop_kind, ins_drop,
-    m_prod, ins_wants, clogged, drains, m_drains,
+    ent, lane_ok, lane_out, partner, order, pt_start, pt_list, pm_start, pm_list,
+    ins_drop_kind, ins_drop, m_prod, machine_of, ins_wants, clogged, drains, m_drains,
 ):  # fmt: skip
-    """Least fixed point: can item k leave lane l for somewhere that takes it?"""
-    L = lane_ok.shape[0]
+    """Least fixed point: can item k leave lane l for somewhere that takes it? Nodes are
+    visited downstream first, so an acyclic layout settles in one sweep (plus a check)."""
     K = drains.shape[1]
-    M = m_drains.shape[0]
-    n_ins = ins_wants.shape[0]
     drains[:, :] = False
     m_drains[:] = False
-    for lane in range(L):
-        if lane_ok[lane] and ent[lane // 2] == SINK:
-            for k in range(K):
-                drains[lane, k] = True
     changed = True
     while changed:
         changed = False
-        # machines drain when every product has an inserter taking it somewhere that drains
-        for m in range(M):
-            if m_drains[m]:
-                continue
-            ok = False
-            for j in range(m_prod.shape[1]):
-                p = m_prod[m, j]
-                if p < 0:
-                    continue
-                taken = False
-                for i in range(n_ins):
-                    if (
-                        ins_pick_kind[i] == END_MACHINE
-                        and ins_pick[i] == m
-                        and ins_wants[i, p]
-                        and _ins_drains(i, p, ins_drop_kind, ins_drop, drains, m_drains, clogged)
-                    ):
-                        taken = True
-                        break
-                if not taken:
-                    ok = False
-                    break
-                ok = True
-            if ok:
-                m_drains[m] = True
-                changed = True
-        for lane in range(L):
-            if not lane_ok[lane] or clogged[lane]:
-                continue
-            t = lane // 2
-            for k in range(K):
-                if drains[lane, k]:
+        for oi in range(order.shape[0] - 1, -1, -1):
+            v = order[oi]
+            if ent[v] == ASSEMBLER:
+                # a machine drains when each product has an inserter taking it somewhere that drains
+                m = machine_of[v]
+                if m_drains[m]:
                     continue
                 ok = False
-                d = lane_out[lane]
-                if d >= 0 and not clogged[d] and drains[d, k]:
-                    ok = True
-                if not ok and partner[t] >= 0:
-                    # a splitter lane can leave through either output
-                    for other in (lane, 2 * partner[t] + lane % 2):
-                        d = lane_out[other]
-                        if d >= 0 and not clogged[d] and drains[d, k]:
-                            ok = True
-                if not ok:
-                    for i in range(n_ins):
-                        if (
-                            ins_pick_kind[i] == END_LANES
-                            and ins_pick[i] == t
-                            and ins_wants[i, k]
-                            and _ins_drains(i, k, ins_drop_kind, ins_drop, drains, m_drains, clogged)
-                        ):
-                            ok = True
+                for j in range(m_prod.shape[1]):
+                    p = m_prod[m, j]
+                    if p < 0:
+                        continue
+                    taken = False
+                    for q in range(pm_start[m], pm_start[m + 1]):
+                        i = pm_list[q]
+                        if ins_wants[i, p] and _ins_drains(i, p, ins_drop_kind, ins_drop, drains, m_drains, clogged):
+                            taken = True
                             break
+                    ok = taken
+                    if not taken:
+                        break
                 if ok:
-                    drains[lane, k] = True
+                    m_drains[m] = True
                     changed = True
+                continue
+            for ti in range(2):
+                t = v if ti == 0 else partner[v]
+                if t < 0:
+                    continue
+                for side in range(2):
+                    lane = 2 * t + side
+                    if clogged[lane]:
+                        continue
+                    for k in range(K):
+                        if drains[lane, k]:
+                            continue
+                        ok = ent[t] == SINK
+                        d = lane_out[lane]
+                        if not ok and d >= 0 and not clogged[d] and drains[d, k]:
+                            ok = True
+                        if not ok and partner[t] >= 0:
+                            # a splitter lane can leave through the other output too
+                            d = lane_out[2 * partner[t] + side]
+                            if d >= 0 and not clogged[d] and drains[d, k]:
+                                ok = True
+                        if not ok:
+                            for q in range(pt_start[t], pt_start[t + 1]):
+                                i = pt_list[q]
+                                if ins_wants[i, k] and _ins_drains(
+                                    i, k, ins_drop_kind, ins_drop, drains, m_drains, clogged
+                                ):
+                                    ok = True
+                                    break
+                        if ok:
+                            drains[lane, k] = True
+                            changed = True
 
 
 @njit(cache=True)
 def _forward(  # type: ignore[no-untyped-def]
-    free, g, accK, accT, jroom, dem, clogged, blocked, free_avail,
+    free, g, accK, accT, jroom, dem, clogged, blocked, pot,
     inflow, avail, edge_flow, ins_take, offer, m_craft,
 ):  # fmt: skip
     """Hand supply downstream in topological order. `free`: nothing backs up (every lane
-    takes up to its capacity, every inserter its rate); else the acceptances bound it."""
+    takes up to its capacity, every inserter its rate); else the acceptances bound it.
+
+    `pot` (steady only) is each lane's potential: what it could hand on if the lane
+    ahead took everything. A lower-priority feeder only gets the room a higher one
+    could not fill even then, which is what makes a full lane from behind shut out a
+    side-load, and a splitter overflow into the output that can take it."""
     (ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, machine_of, order,
      ins_rate, pt_start, pt_list, pm_start, pm_list, dl_start, dl_list, dm_start, dm_list,
      m_ing, m_ing_amt, m_prod, m_prod_amt, m_cap, drop_lane, drop_mach) = g  # fmt: skip
@@ -388,7 +418,9 @@ def _forward(  # type: ignore[no-untyped-def]
                     k0 = tile_item[t]
                     if k0 >= 0:
                         inflow[lane, k0] = LANE if free else min(LANE, accK[lane, k0], accT[lane])
+                    pot[lane] = LANE
                     continue
+                potential = 0.0
                 capT = 0.0 if clogged[lane] else (LANE if free else accT[lane])
                 usedT = 0.0
                 for k in range(K):
@@ -422,14 +454,14 @@ def _forward(  # type: ignore[no-untyped-def]
                         s = feed[lane, j]
                         if s >= 0 and feed_pri[lane, j] == cls:
                             back = False
+                            potential += pot[s]
                             for k in range(K):
                                 share = avail[s, k] * give[k] / cls_offer[k] if cls_offer[k] > 0.0 else 0.0
                                 edge_flow[s, k] = share
-                                potential = avail[s, k] if free else max(avail[s, k], free_avail[s, k])
-                                if potential > share + EPS:
+                                if avail[s, k] > share + EPS:
                                     back = True
                             blocked[s] = back
-                            if back:
+                            if back and free:
                                 held_back = True
                 # inserter drops: lowest priority, into the room left
                 n_drop = dl_start[lane + 1] - dl_start[lane]
@@ -449,15 +481,21 @@ def _forward(  # type: ignore[no-untyped-def]
                         usedT += give[k] * scale
                 for k in range(K):
                     inflow[lane, k] = used[k]
+                pot[lane] = 0.0 if clogged[lane] else min(LANE, potential)
             _taps(free, t, ent, tile_item, pt_start, pt_list, ins_rate, dem, inflow, avail, ins_take, offer)
-        if n_tiles == 2:
-            _split(free, tiles[0], tiles[1], lane_out, jroom, avail)
-        else:
-            t = tiles[0]
-            if ent[t] == SINK:
-                for side in range(2):
+            for side in range(2):
+                lane = 2 * t + side
+                if ent[t] == SINK:
+                    pot[lane] = 0.0
                     for k in range(K):
-                        avail[2 * t + side, k] = 0.0
+                        avail[lane, k] = 0.0
+                elif ent[t] != SOURCE:
+                    taken = 0.0
+                    for k in range(K):
+                        taken += inflow[lane, k] - avail[lane, k]
+                    pot[lane] = max(0.0, pot[lane] - taken)
+        if n_tiles == 2:
+            _split(free, tiles[0], tiles[1], lane_out, jroom, avail, pot, edge_flow)
 
 
 @njit(cache=True)
@@ -516,9 +554,10 @@ def _taps(free, t, ent, tile_item, pt_start, pt_list, ins_rate, dem, inflow, ava
 
 
 @njit(cache=True)
-def _split(free, t, p, lane_out, jroom, avail):  # type: ignore[no-untyped-def]
+def _split(free, t, p, lane_out, jroom, avail, pot, edge_flow):  # type: ignore[no-untyped-def]
     """A splitter: per lane side, merge both inputs and send half to each output,
-    the overflow of one to the other."""
+    the overflow of one to the other. An output's potential is all the splitter could
+    send it: everything the other output did not take last time."""
     K = avail.shape[1]
     for side in range(2):
         a = 2 * t + side
@@ -534,15 +573,22 @@ def _split(free, t, p, lane_out, jroom, avail):  # type: ignore[no-untyped-def]
             room_b = jroom[b]
         x_a = min(room_a, max(total / 2.0, total - room_b))
         x_b = min(room_b, total - x_a)
+        taken_a = 0.0
+        taken_b = 0.0
         for k in range(K):
             s_k = avail[a, k] + avail[b, k]
             avail[a, k] = s_k * x_a / total if total > 0.0 else 0.0
             avail[b, k] = s_k * x_b / total if total > 0.0 else 0.0
+            taken_a += edge_flow[a, k]
+            taken_b += edge_flow[b, k]
+        both = pot[a] + pot[b]
+        pot[a] = 0.0 if lane_out[a] < 0 else min(LANE, max(x_a, both - (taken_b if lane_out[b] >= 0 else 0.0)))
+        pot[b] = 0.0 if lane_out[b] < 0 else min(LANE, max(x_b, both - (taken_a if lane_out[a] >= 0 else 0.0)))
 
 
 @njit(cache=True)
 def _backward(  # type: ignore[no-untyped-def]
-    g, ins_wants, clogged, blocked, inflow, edge_flow, ins_take, offer, accK, accT, jroom, dem, m_accept,
+    g, ins_wants, clogged, pot, inflow, edge_flow, ins_take, offer, free_offer, accK, accT, jroom, dem, m_accept,
 ):  # fmt: skip
     """How much each lane (per item and in total), machine and inserter can take,
     from what flowed in the last forward pass. Reverse topological order."""
@@ -560,7 +606,7 @@ def _backward(  # type: ignore[no-untyped-def]
         if ent[v] == ASSEMBLER:
             m = machine_of[v]
             for q in range(pm_start[m], pm_start[m + 1]):
-                _demand(pm_list[q], g, ins_wants, blocked, inflow, edge_flow, ins_take, accK, accT, dem, m_accept)
+                _demand(pm_list[q], g, ins_wants, pot, inflow, edge_flow, ins_take, accK, accT, dem, m_accept)
             craft = m_cap[m]
             for j in range(R):
                 k = m_prod[m, j]
@@ -580,7 +626,7 @@ def _backward(  # type: ignore[no-untyped-def]
                         continue
                     supply = 0.0
                     for q in range(dm_start[m], dm_start[m + 1]):
-                        supply += offer[dm_list[q], k2]
+                        supply += max(offer[dm_list[q], k2], free_offer[dm_list[q], k2])
                     c = min(c, supply / m_ing_amt[m, j2])
                 m_accept[m, k] = c * m_ing_amt[m, j]
             continue
@@ -593,14 +639,14 @@ def _backward(  # type: ignore[no-untyped-def]
         for ti in range(n_tiles):
             t = tiles[ti]
             for q in range(pt_start[t], pt_start[t + 1]):
-                _demand(pt_list[q], g, ins_wants, blocked, inflow, edge_flow, ins_take, accK, accT, dem, m_accept)
+                _demand(pt_list[q], g, ins_wants, pot, inflow, edge_flow, ins_take, accK, accT, dem, m_accept)
         if n_tiles == 2:
             # a splitter: what each output can pass on, then each input's fair share
             for side in range(2):
                 a = 2 * tiles[0] + side
                 b = 2 * tiles[1] + side
-                room_ta = _edge_room(a, lane_out, feed, feed_pri, blocked, edge_flow, accK, accT, room)
-                room_tb = _edge_room(b, lane_out, feed, feed_pri, blocked, edge_flow, accK, accT, room2)
+                room_ta = _edge_room(a, lane_out, feed, feed_pri, pot, edge_flow, accK, accT, room)
+                room_tb = _edge_room(b, lane_out, feed, feed_pri, pot, edge_flow, accK, accT, room2)
                 jroom[a] = room_ta
                 jroom[b] = room_tb
                 both_t = room_ta + room_tb
@@ -640,7 +686,7 @@ def _backward(  # type: ignore[no-untyped-def]
                     tap[k] = 0.0
             else:
                 _tap_room(t, lane, pt_start, pt_list, dem, inflow, tap)
-            room_t = _edge_room(lane, lane_out, feed, feed_pri, blocked, edge_flow, accK, accT, room)
+            room_t = _edge_room(lane, lane_out, feed, feed_pri, pot, edge_flow, accK, accT, room)
             tap_t = 0.0
             for k in range(K):
                 tap_t += tap[k]
@@ -663,7 +709,7 @@ def _tap_room(t, lane, pt_start, pt_list, dem, inflow, tap):  # type: ignore[no-
 
 
 @njit(cache=True)
-def _edge_room(lane, lane_out, feed, feed_pri, blocked, edge_flow, accK, accT, room):  # type: ignore[no-untyped-def]
+def _edge_room(lane, lane_out, feed, feed_pri, pot, edge_flow, accK, accT, room):  # type: ignore[no-untyped-def]
     """Room the lane's out edge has for it, per item (into `room`) and in total (returned):
     the destination's acceptance less what higher-priority feeders bring (nothing if one
     of them is held back), shared fairly with feeders of the same priority."""
@@ -685,10 +731,10 @@ def _edge_room(lane, lane_out, feed, feed_pri, blocked, edge_flow, accK, accT, r
         if s < 0 or s == lane:
             continue
         if feed_pri[d, j] < pri:
-            if blocked[s]:
-                return 0.0
+            flow = 0.0
             for k in range(K):
-                higher_t += edge_flow[s, k]
+                flow += edge_flow[s, k]
+            higher_t += max(flow, pot[s])
         elif feed_pri[d, j] == pri:
             n_same += 1
     base_t = accT[d] - higher_t
@@ -715,7 +761,7 @@ def _edge_room(lane, lane_out, feed, feed_pri, blocked, edge_flow, accK, accT, r
 
 
 @njit(cache=True)
-def _demand(i, g, ins_wants, blocked, inflow, edge_flow, ins_take, accK, accT, dem, m_accept):  # type: ignore[no-untyped-def]
+def _demand(i, g, ins_wants, pot, inflow, edge_flow, ins_take, accK, accT, dem, m_accept):  # type: ignore[no-untyped-def]
     """What inserter i can hand on, per item: the room at its drop end, shared fairly
     with the other inserters dropping there, at most its rate in all."""
     (ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, machine_of, order,
@@ -745,11 +791,11 @@ def _demand(i, g, ins_wants, blocked, inflow, edge_flow, ins_take, accK, accT, d
             for j in range(feed.shape[1]):
                 s = feed[d_lane, j]
                 if s >= 0:
-                    if blocked[s]:
-                        belt_in = 1e18
                     belt_in += edge_flow[s, k]
+                    flow = 0.0
                     for k2 in range(K):
-                        belt_t += edge_flow[s, k2]
+                        flow += edge_flow[s, k2]
+                    belt_t += max(flow, pot[s])
             base = min(accK[d_lane, k] - belt_in, accT[d_lane] - belt_t)
             others = 0.0
             n = 0
