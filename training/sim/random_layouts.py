@@ -12,7 +12,7 @@ import numpy as np
 from shared_schema.catalog import load_catalog
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity, UndergroundEnd, footprint
-from shared_schema.world import Channel, PlacementError, World
+from shared_schema.world import Channel, World
 
 ITEMS = ("iron-plate", "copper-plate", "iron-gear-wheel", "copper-cable")
 RECIPES = ("iron-gear-wheel", "copper-cable", "electronic-circuit")

@@ -141,7 +141,10 @@ def solve(  # type: ignore[no-untyped-def]
     clogged[:] = False
     drains = np.zeros((L, K), np.bool_)
     m_drains = np.zeros(M, np.bool_)
-    for _round in range(CLOG_ROUNDS):
+    # One item and no machines: nothing can clog (a lane whose only item cannot leave
+    # takes nothing anyway), so the free run would change nothing.
+    needs_free_run = M > 0 or K > 1
+    for _round in range(CLOG_ROUNDS if needs_free_run else 0):
         inflow[:, :] = 0.0
         avail[:, :] = 0.0
         ins_take[:, :] = 0.0
@@ -165,7 +168,7 @@ def solve(  # type: ignore[no-untyped-def]
     # a machine counts on, so a machine starved by its own low demand can still ask for more
     free_offer[:, :] = offer
     # an inserter carries only items that reach its pickup and can leave from its drop
-    for i in range(n_ins):
+    for i in range(n_ins if needs_free_run else 0):
         for k in range(K):
             if not ins_wants[i, k]:
                 continue
@@ -183,15 +186,29 @@ def solve(  # type: ignore[no-untyped-def]
     ins_take[:, :] = 0.0
     blocked[:] = False
     pot[:] = 0.0
+    # acceptances grow from nothing: around a loop the least fixed point is the true one
+    # (a loop with no way out takes nothing)
+    accK[:, :] = 0.0
+    accT[:] = 0.0
     prev = np.zeros((L, K), np.float64)
     for i in range(n_ins):  # optimistic start: every inserter could move its full rate
         for k in range(K):
             offer[i, k] = ins_rate[i] if ins_wants[i, k] else 0.0
+    last_accK = np.full((L, K), -1.0, np.float64)
+    last_accT = np.full(L, -1.0, np.float64)
+    last_dem = np.full((n_ins, K), -1.0, np.float64)
     iterations = 0
     for it in range(MAX_ITERATIONS):
         iterations = it + 1
         _backward(g, ins_wants, clogged, pot, inflow, edge_flow, ins_take, offer, free_offer, accK, accT,
                   jroom, dem, m_accept)  # fmt: skip
+        # the forward pass is a function of what the backward pass found: if that did not
+        # change, the flows already are the steady state
+        if it > 0 and _same(accK, last_accK) and _same2(accT, last_accT) and _same(dem, last_dem):
+            break
+        last_accK[:, :] = accK
+        last_accT[:] = accT
+        last_dem[:, :] = dem
         prev[:, :] = inflow
         _forward(False, g, accK, accT, jroom, dem, clogged, blocked, pot,
                  inflow, avail, edge_flow, ins_take, offer, m_craft)  # fmt: skip
@@ -204,6 +221,23 @@ def solve(  # type: ignore[no-untyped-def]
         if it > 0 and delta < 1e-10:
             break
     return iterations
+
+
+@njit(cache=True)
+def _same(a, b):  # type: ignore[no-untyped-def]
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if abs(a[i, j] - b[i, j]) > 1e-12:
+                return False
+    return True
+
+
+@njit(cache=True)
+def _same2(a, b):  # type: ignore[no-untyped-def]
+    for i in range(a.shape[0]):
+        if abs(a[i] - b[i]) > 1e-12:
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -229,7 +263,7 @@ def _acyclic(order, node_of, lane_out, pick_kind, pick, drop_kind, drop, m_ancho
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _local(local_item, catalog_id):  # type: ignore[no-untyped-def]
     for k in range(local_item.shape[0]):
         if local_item[k] == catalog_id:
@@ -237,7 +271,7 @@ def _local(local_item, catalog_id):  # type: ignore[no-untyped-def]
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _needs(m_ing, m, k):  # type: ignore[no-untyped-def]
     for j in range(m_ing.shape[1]):
         if m_ing[m, j] == k:
@@ -245,7 +279,7 @@ def _needs(m_ing, m, k):  # type: ignore[no-untyped-def]
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _makes(m_prod, m, k):  # type: ignore[no-untyped-def]
     for j in range(m_prod.shape[1]):
         if m_prod[m, j] == k:
@@ -253,7 +287,7 @@ def _makes(m_prod, m, k):  # type: ignore[no-untyped-def]
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ins_drains(i, k, ins_drop_kind, ins_drop, drains, m_drains, clogged):  # type: ignore[no-untyped-def]
     if ins_drop_kind[i] == END_MACHINE:
         return m_drains[ins_drop[i]]
@@ -341,10 +375,11 @@ def _forward(  # type: ignore[no-untyped-def]
     """Hand supply downstream in topological order. `free`: nothing backs up (every lane
     takes up to its capacity, every inserter its rate); else the acceptances bound it.
 
-    `pot` (steady only) is each lane's potential: what it could hand on if the lane
-    ahead took everything. A lower-priority feeder only gets the room a higher one
-    could not fill even then, which is what makes a full lane from behind shut out a
-    side-load, and a splitter overflow into the output that can take it."""
+    `pot` (steady only) is each lane's potential: what it hands on, plus what a
+    splitter upstream would send it on top (all that the splitter's other output
+    refused). A lower-priority feeder only gets the room a higher one could not fill
+    even then, so a splitter whose outputs meet again overflows into the one with
+    priority at once instead of creeping towards it."""
     (ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, machine_of, order,
      ins_rate, pt_start, pt_list, pm_start, pm_list, dl_start, dl_list, dm_start, dm_list,
      m_ing, m_ing_amt, m_prod, m_prod_amt, m_cap, drop_lane, drop_mach) = g  # fmt: skip
@@ -418,9 +453,9 @@ def _forward(  # type: ignore[no-untyped-def]
                     k0 = tile_item[t]
                     if k0 >= 0:
                         inflow[lane, k0] = LANE if free else min(LANE, accK[lane, k0], accT[lane])
-                    pot[lane] = LANE
+                    pot[lane] = inflow[lane, k0] if k0 >= 0 else 0.0
                     continue
-                potential = 0.0
+                excess = 0.0
                 capT = 0.0 if clogged[lane] else (LANE if free else accT[lane])
                 usedT = 0.0
                 for k in range(K):
@@ -454,10 +489,11 @@ def _forward(  # type: ignore[no-untyped-def]
                         s = feed[lane, j]
                         if s >= 0 and feed_pri[lane, j] == cls:
                             back = False
-                            potential += pot[s]
+                            excess += pot[s]
                             for k in range(K):
                                 share = avail[s, k] * give[k] / cls_offer[k] if cls_offer[k] > 0.0 else 0.0
                                 edge_flow[s, k] = share
+                                excess -= share
                                 if avail[s, k] > share + EPS:
                                     back = True
                             blocked[s] = back
@@ -481,7 +517,7 @@ def _forward(  # type: ignore[no-untyped-def]
                         usedT += give[k] * scale
                 for k in range(K):
                     inflow[lane, k] = used[k]
-                pot[lane] = 0.0 if clogged[lane] else min(LANE, potential)
+                pot[lane] = 0.0 if clogged[lane] else min(LANE, usedT + max(0.0, excess))
             _taps(free, t, ent, tile_item, pt_start, pt_list, ins_rate, dem, inflow, avail, ins_take, offer)
             for side in range(2):
                 lane = 2 * t + side
@@ -498,14 +534,14 @@ def _forward(  # type: ignore[no-untyped-def]
             _split(free, tiles[0], tiles[1], lane_out, jroom, avail, pot, edge_flow)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _want(free, i, k, dem, ins_rate):  # type: ignore[no-untyped-def]
     if free:
         return ins_rate[i] if dem[i, k] > 0.0 else 0.0
     return dem[i, k]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cap_inserter(i, ins_take, ins_rate):  # type: ignore[no-untyped-def]
     total = 0.0
     for k in range(ins_take.shape[1]):
@@ -695,7 +731,7 @@ def _backward(  # type: ignore[no-untyped-def]
             accT[lane] = min(LANE, tap_t + room_t)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _tap_room(t, lane, pt_start, pt_list, dem, inflow, tap):  # type: ignore[no-untyped-def]
     """What the inserters picking from tile t can take out of `lane`, per item: their
     demand less what the other lane of the tile gives them (at most half of it)."""
@@ -708,7 +744,7 @@ def _tap_room(t, lane, pt_start, pt_list, dem, inflow, tap):  # type: ignore[no-
         tap[k] = want - min(inflow[other, k], want / 2.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _edge_room(lane, lane_out, feed, feed_pri, pot, edge_flow, accK, accT, room):  # type: ignore[no-untyped-def]
     """Room the lane's out edge has for it, per item (into `room`) and in total (returned):
     the destination's acceptance less what higher-priority feeders bring (nothing if one

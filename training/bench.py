@@ -1,0 +1,110 @@
+"""Benchmarks: machine-readable figures (JSON lines) then a readable table.
+
+    python -m training.bench sim [--grid 11] [--layouts 4000] [--repeats 5] [--fixtures FILE.yaml]
+
+`sim`: steady-state evaluations per second on one core through the batched path
+(`sink_rates_batch`), on seeded lesson-like layouts (`random_layouts.routed_layout`)
+or on the layouts of a fixture file. Compilation is excluded (one warm-up call); the
+figure is the best of `--repeats` timed runs, the usual way to read a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+# One core, as the figure promises (numba threads are unused, BLAS should be too).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+
+def _best_rate(run: Callable[[], object], count: int, repeats: int) -> tuple[float, float]:
+    """(best, median) items per second of `run`, which processes `count` items."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        rates.append(count / (time.perf_counter() - start))
+    return max(rates), float(np.median(rates))
+
+
+def bench_sim(grid: int, layouts: int, repeats: int, fixtures: list[str]) -> dict[str, object]:
+    from training.sim.engine import sink_rates_batch
+    from training.sim.fixtures import load_fixtures
+    from training.sim.random_layouts import routed_layout, stack
+
+    if fixtures:
+        worlds = [f.world for path in fixtures for f in load_fixtures(path)]
+        by_shape: dict[tuple[int, int], list[np.ndarray]] = {}
+        for w in worlds:
+            by_shape.setdefault((w.height, w.width), []).append(w.data)
+        batches = [np.stack(group) for group in by_shape.values()]
+        # repeat small fixture sets so a timed run is long enough to measure
+        times = max(1, layouts // max(1, len(worlds)))
+        batches = [np.concatenate([b] * times) for b in batches]
+        source = ",".join(Path(p).name for p in fixtures)
+    else:
+        rng = np.random.default_rng(0)
+        batches = [stack([routed_layout(rng, grid) for _ in range(layouts)])]
+        source = "routed_layout"
+    count = sum(len(b) for b in batches)
+    for b in batches:  # compile (or load the cache) outside the timing
+        sink_rates_batch(b[:1])
+
+    def run() -> None:
+        for b in batches:
+            sink_rates_batch(b)
+
+    best, median = _best_rate(run, count, repeats)
+    return {
+        "bench": "sim",
+        "grid": grid if not fixtures else None,
+        "layouts": source,
+        "count": count,
+        "layouts_per_s": round(best, 1),
+        "median_layouts_per_s": round(median, 1),
+        "us_per_layout": round(1e6 / best, 2),
+    }
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Factorion benchmarks")
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    for key in keys:
+        table.add_column(key)
+    for row in rows:
+        table.add_row(*(str(row.get(k, "")) for k in keys))
+    console = Console(file=sys.stdout, width=140)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="which", required=True)
+    sim = sub.add_parser("sim", help="mimic layouts per second on one core")
+    sim.add_argument("--grid", type=int, default=11, help="grid size of the generated layouts")
+    sim.add_argument("--layouts", type=int, default=4000, help="layouts per timed run")
+    sim.add_argument("--repeats", type=int, default=5, help="timed runs; the best is reported")
+    sim.add_argument("--fixtures", action="append", default=[], help="time this fixture file's layouts instead")
+    args = parser.parse_args(argv)
+    rows = [bench_sim(args.grid, args.layouts, args.repeats, args.fixtures)]
+    for row in rows:
+        print(json.dumps(row))
+    print(_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
