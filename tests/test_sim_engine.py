@@ -1,0 +1,66 @@
+"""The mimic's public API: single and batched evaluation, the explain view, the score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import world_of
+from training.sim import power_mean_score, simulate, sink_rates_batch
+from training.sim.explain import explain
+from training.sim.random_layouts import routed_layout, stack
+
+
+def test_simulate_reports_each_sink_with_its_item() -> None:
+    world = world_of(
+        "S> b> Y> b> K>\n.. .. Y> b> K>",
+        [(0, 0, "iron-plate"), (4, 0, "iron-plate"), (4, 1, "copper-plate")],
+    )
+    result = simulate(world)
+    assert [(s.x, s.y, s.item) for s in result.sinks] == [(4, 0, "iron-plate"), (4, 1, "copper-plate")]
+    # the copper sink consumes the iron that reaches it but counts none of it
+    assert result.rates == pytest.approx([7.5, 0.0])
+    assert result.lane_flow.shape == (2, 5, 2, 2)
+
+
+def test_batch_agrees_with_single_evaluation() -> None:
+    rng = np.random.default_rng(7)
+    worlds = [routed_layout(rng, 11) for _ in range(40)]
+    rates, counts = sink_rates_batch(stack(worlds))
+    for world, row, count in zip(worlds, rates, counts, strict=True):
+        single = simulate(world).rates
+        assert count == len(single)
+        assert row[:count] == pytest.approx(single, abs=1e-12)
+
+
+def test_batch_rejects_a_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"int16\[B, C, H, W\]"):
+        sink_rates_batch(np.zeros((6, 4, 4), np.int16))
+
+
+def test_explain_says_why_a_mixed_lane_carries_nothing() -> None:
+    # iron and copper merged by a splitter share both lanes; the belt dead-ends and only
+    # iron is ever taken off, so copper clogs it
+    world = world_of(
+        """\
+S> Y> b> b> ..
+S> Y> b> .. ..
+.. .. iv .. ..
+aaaaaaaa .. ..
+aa    aa i> K>
+aaaaaaaa .. ..""",
+        [(0, 0, "iron-plate"), (0, 1, "copper-plate"), (0, 3, "iron-gear-wheel"), (4, 4, "iron-gear-wheel")],
+    )
+    result = simulate(world)
+    assert result.rates == [0.0]
+    assert "clogged" in explain(world, result)
+
+
+def test_power_mean_score() -> None:
+    assert power_mean_score([15.0], [15.0]) == 1.0
+    assert power_mean_score([7.5, 7.5], [7.5, 7.5]) == 1.0
+    # a starved sink costs more than the arithmetic mean would say
+    assert power_mean_score([7.5, 0.0], [7.5, 7.5]) == pytest.approx(0.25)
+    assert power_mean_score([20.0], [15.0]) == 1.0  # clipped
+    with pytest.raises(ValueError, match="positive"):
+        power_mean_score([1.0], [0.0])
