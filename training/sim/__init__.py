@@ -19,13 +19,15 @@ def _use_versioned_kernel_cache() -> None:
     not to the kernels that function calls, so a stale `_run` could outlive a change in
     `solve.py`. Keying the folder by every kernel file's content makes that impossible.
     A cache folder the user chose (NUMBA_CACHE_DIR) is left alone."""
-    if numba.config.CACHE_DIR:
+    if numba.config.CACHE_DIR:  # type: ignore[attr-defined]
         return
     here = Path(__file__).parent
     digest = hashlib.sha256()
     for name in ("graph.py", "solve.py", "engine.py"):
         digest.update((here / name).read_bytes())
-    numba.config.CACHE_DIR = str(here / "__pycache__" / f"kernels-{digest.hexdigest()[:16]}")
+    numba.config.CACHE_DIR = str(  # type: ignore[attr-defined]
+        here / "__pycache__" / f"kernels-{digest.hexdigest()[:16]}"
+    )
 
 
 _use_versioned_kernel_cache()
