@@ -7,6 +7,7 @@ Public API: `simulate`, `sink_rates_batch`, `power_mean_score` (from `engine`),
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numba
@@ -25,9 +26,11 @@ def _use_versioned_kernel_cache() -> None:
     digest = hashlib.sha256()
     for name in ("graph.py", "solve.py", "engine.py"):
         digest.update((here / name).read_bytes())
-    numba.config.CACHE_DIR = str(  # type: ignore[attr-defined]
-        here / "__pycache__" / f"kernels-{digest.hexdigest()[:16]}"
-    )
+    folder = here / "__pycache__" / f"kernels-{digest.hexdigest()[:16]}"
+    for stale in folder.parent.glob("kernels-*"):  # caches of older kernel sources
+        if stale != folder:
+            shutil.rmtree(stale, ignore_errors=True)
+    numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]
 
 
 _use_versioned_kernel_cache()
