@@ -151,8 +151,20 @@ def solve(  # type: ignore[no-untyped-def]
         for _sweep in range(1 if acyclic else FREE_SWEEPS):
             _forward(True, g, accK, accT, jroom, dem, clogged, blocked, pot,
                      inflow, avail, edge_flow, ins_take, offer, m_craft)  # fmt: skip
-        _drainable(ent, lane_ok, lane_out, partner, order, pt_start, pt_list, pm_start, pm_list,
-                   ins_drop_kind, ins_drop, m_prod, machine_of, ins_wants, clogged, drains, m_drains)  # fmt: skip
+        # a machine that never gets one of its ingredients never crafts, so it takes nothing
+        m_fed = np.ones(M, np.bool_)
+        for m in range(M):
+            for j in range(R):
+                k = m_ing[m, j]
+                if k < 0:
+                    continue
+                supply = 0.0
+                for q in range(dm_start[m], dm_start[m + 1]):
+                    supply += ins_take[dm_list[q], k]
+                if supply <= EPS:
+                    m_fed[m] = False
+        _drainable(ent, lane_ok, lane_out, partner, order, pt_start, pt_list, pm_start, pm_list, ins_drop_kind,
+                   ins_drop, m_prod, m_fed, machine_of, ins_wants, clogged, drains, m_drains)  # fmt: skip
         changed = False
         for lane in range(L):
             if not lane_ok[lane] or clogged[lane] or ent[lane // 2] == SOURCE:
@@ -299,7 +311,7 @@ def _ins_drains(i, k, ins_drop_kind, ins_drop, drains, m_drains, clogged):  # ty
 @njit(cache=True)
 def _drainable(  # type: ignore[no-untyped-def]
     ent, lane_ok, lane_out, partner, order, pt_start, pt_list, pm_start, pm_list,
-    ins_drop_kind, ins_drop, m_prod, machine_of, ins_wants, clogged, drains, m_drains,
+    ins_drop_kind, ins_drop, m_prod, m_fed, machine_of, ins_wants, clogged, drains, m_drains,
 ):  # fmt: skip
     """Least fixed point: can item k leave lane l for somewhere that takes it? Nodes are
     visited downstream first, so an acyclic layout settles in one sweep (plus a check)."""
@@ -314,7 +326,7 @@ def _drainable(  # type: ignore[no-untyped-def]
             if ent[v] == ASSEMBLER:
                 # a machine drains when each product has an inserter taking it somewhere that drains
                 m = machine_of[v]
-                if m_drains[m]:
+                if m_drains[m] or not m_fed[m]:
                     continue
                 ok = False
                 for j in range(m_prod.shape[1]):
@@ -531,7 +543,7 @@ def _forward(  # type: ignore[no-untyped-def]
                         taken += inflow[lane, k] - avail[lane, k]
                     pot[lane] = max(0.0, pot[lane] - taken)
         if n_tiles == 2:
-            _split(free, tiles[0], tiles[1], lane_out, jroom, avail, pot, edge_flow)
+            _split(free, tiles[0], tiles[1], lane_out, clogged, jroom, avail, pot, edge_flow)
 
 
 @njit(cache=True, inline="always")
@@ -590,7 +602,7 @@ def _taps(free, t, ent, tile_item, pt_start, pt_list, ins_rate, dem, inflow, ava
 
 
 @njit(cache=True)
-def _split(free, t, p, lane_out, jroom, avail, pot, edge_flow):  # type: ignore[no-untyped-def]
+def _split(free, t, p, lane_out, clogged, jroom, avail, pot, edge_flow):  # type: ignore[no-untyped-def]
     """A splitter: per lane side, merge both inputs and send half to each output,
     the overflow of one to the other. An output's potential is all the splitter could
     send it: everything the other output did not take last time."""
@@ -602,8 +614,9 @@ def _split(free, t, p, lane_out, jroom, avail, pot, edge_flow):  # type: ignore[
         for k in range(K):
             total += avail[a, k] + avail[b, k]
         if free:
-            room_a = LANE if lane_out[a] >= 0 else 0.0
-            room_b = LANE if lane_out[b] >= 0 else 0.0
+            # running freely an output takes all it can, unless it leads nowhere or is clogged
+            room_a = LANE if lane_out[a] >= 0 and not clogged[lane_out[a]] else 0.0
+            room_b = LANE if lane_out[b] >= 0 and not clogged[lane_out[b]] else 0.0
         else:
             room_a = jroom[a]
             room_b = jroom[b]
