@@ -128,7 +128,6 @@ def solve(  # type: ignore[no-untyped-def]
     accT = np.full(L, LANE, np.float64)
     dem = np.zeros((n_ins, K), np.float64)
     offer = np.zeros((n_ins, K), np.float64)
-    blocked = np.zeros(L, np.bool_)
     pot = np.zeros(L, np.float64)
     free_offer = np.zeros((n_ins, K), np.float64)
     edge_flow = np.zeros((L, K), np.float64)
@@ -149,7 +148,7 @@ def solve(  # type: ignore[no-untyped-def]
         avail[:, :] = 0.0
         ins_take[:, :] = 0.0
         for _sweep in range(1 if acyclic else FREE_SWEEPS):
-            _forward(True, g, accK, accT, jroom, dem, clogged, blocked, pot,
+            _forward(True, g, accK, accT, jroom, dem, clogged, pot,
                      inflow, avail, edge_flow, ins_take, offer, m_craft)  # fmt: skip
         # a machine that never gets one of its ingredients never crafts, so it takes nothing
         m_fed = np.ones(M, np.bool_)
@@ -196,7 +195,6 @@ def solve(  # type: ignore[no-untyped-def]
     avail[:, :] = 0.0
     edge_flow[:, :] = 0.0
     ins_take[:, :] = 0.0
-    blocked[:] = False
     pot[:] = 0.0
     # acceptances grow from nothing: around a loop the least fixed point is the true one
     # (a loop with no way out takes nothing)
@@ -222,7 +220,7 @@ def solve(  # type: ignore[no-untyped-def]
         last_accT[:] = accT
         last_dem[:, :] = dem
         prev[:, :] = inflow
-        _forward(False, g, accK, accT, jroom, dem, clogged, blocked, pot,
+        _forward(False, g, accK, accT, jroom, dem, clogged, pot,
                  inflow, avail, edge_flow, ins_take, offer, m_craft)  # fmt: skip
         delta = 0.0
         for lane in range(L):
@@ -381,7 +379,7 @@ def _drainable(  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _forward(  # type: ignore[no-untyped-def]
-    free, g, accK, accT, jroom, dem, clogged, blocked, pot,
+    free, g, accK, accT, jroom, dem, clogged, pot,
     inflow, avail, edge_flow, ins_take, offer, m_craft,
 ):  # fmt: skip
     """Hand supply downstream in topological order. `free`: nothing backs up (every lane
@@ -508,7 +506,6 @@ def _forward(  # type: ignore[no-untyped-def]
                                 excess -= share
                                 if avail[s, k] > share + EPS:
                                     back = True
-                            blocked[s] = back
                             if back and free:
                                 held_back = True
                 # inserter drops: lowest priority, into the room left
