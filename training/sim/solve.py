@@ -208,7 +208,15 @@ def solve(  # type: ignore[no-untyped-def]
     last_accT = np.full(L, -1.0, np.float64)
     last_dem = np.full((n_ins, K), -1.0, np.float64)
     iterations = 0
-    for it in range(MAX_ITERATIONS):
+    # Plain belts, undergrounds, sources and sinks without merges: one backward pass is
+    # already exact (nothing depends on flows), so one forward pass is the answer.
+    single_pass = acyclic and M == 0 and n_ins == 0
+    for lane in range(L):
+        if not single_pass:
+            break
+        if lane_ok[lane] and (partner[lane // 2] >= 0 or feed[lane, 1] >= 0 or feed_pri[lane, 0] != 0):
+            single_pass = False
+    for it in range(1 if single_pass else MAX_ITERATIONS):
         iterations = it + 1
         _backward(g, ins_wants, clogged, pot, inflow, edge_flow, ins_take, offer, free_offer, accK, accT,
                   jroom, dem, m_accept)  # fmt: skip
