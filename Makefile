@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 test: install
 	$(PY) -m pytest -n 2
 	@# the mimic's kernels must also be right as plain Python (STYLE.md)
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_sim_fixtures.py tests/test_sim_engine.py tests/test_sim_properties.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -p no:cacheprovider tests/test_sim_fixtures.py tests/test_sim_engine.py tests/test_sim_properties.py
 
 lint: install
 	$(VENV)/bin/ruff check .
