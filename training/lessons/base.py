@@ -1,0 +1,69 @@
+"""The `Lesson` record and the registry of lesson kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared_schema.entities import Entity
+from shared_schema.world import World
+
+MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 8, 32, 11
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A task and its reference solution.
+
+    task: the world the agent starts from (markers, blocked tiles, protected entities);
+    protected: tiles of `task` the agent must leave alone; solution: `task` plus the
+    reference entities; rates: the solution's per-sink rates (sinks row-major), which
+    are also the best this lesson expects, the normaliser of its score.
+    """
+
+    kind: str
+    seed: int
+    task: World
+    protected: frozenset[tuple[int, int]]
+    solution: World
+    rates: tuple[float, ...]
+
+    @property
+    def solution_entities(self) -> list[tuple[Entity, int, int]]:
+        """(kind, x, y) of what the solution adds to the task."""
+        before = set(self.task.entities())
+        return [e for e in self.solution.entities() if e not in before]
+
+
+Generator = Callable[[np.random.Generator, int], tuple[World, frozenset[tuple[int, int]], World]]
+KINDS: dict[str, Generator] = {}
+
+
+def register(kind: str) -> Callable[[Generator], Generator]:
+    """Register a generator: (rng, size) -> (task, protected tiles, solution)."""
+
+    def add(generator: Generator) -> Generator:
+        if kind in KINDS:
+            raise ValueError(f"lesson kind {kind!r} is registered twice")
+        KINDS[kind] = generator
+        return generator
+
+    return add
+
+
+def generate(kind: str, seed: int, size: int = DEFAULT_SIZE) -> Lesson:
+    """The lesson of `kind` for `seed` on a `size` x `size` grid; its rates come from
+    simulating the solution in the mimic."""
+    from training.sim import simulate
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown lesson kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"lesson grids are {MIN_SIZE} to {MAX_SIZE} tiles a side, not {size}")
+    # one stream per (kind, seed): kinds never share random numbers
+    rng = np.random.default_rng([seed, sum(map(ord, kind))])
+    task, protected, solution = KINDS[kind](rng, size)
+    rates = tuple(simulate(solution).rates)
+    return Lesson(kind, seed, task, protected, solution, rates)
