@@ -164,10 +164,7 @@ def solve(  # type: ignore[no-untyped-def]
                 k = m_ing[m, j]
                 if k < 0:
                     continue
-                supply = 0.0
-                for q in range(dm_start[m], dm_start[m + 1]):
-                    supply += ins_take[dm_list[q], k]
-                if supply <= EPS:
+                if _delivered(m, k, dm_start, dm_list, ins_take) <= EPS:
                     m_fed[m] = False
         _drainable(ent, lane_ok, lane_out, partner, order, pt_start, pt_list, pm_start, pm_list, ins_drop_kind,
                    ins_drop, m_prod, m_fed, machine_of, ins_wants, clogged, drains, m_drains)  # fmt: skip
@@ -286,6 +283,15 @@ def _acyclic(order, node_of, lane_out, pick_kind, pick, drop_kind, drop, m_ancho
         if a != b and pos[b] <= pos[a]:
             return False
     return True
+
+
+@njit(cache=True, inline="always")
+def _delivered(m, k, dm_start, dm_list, ins_take):  # type: ignore[no-untyped-def]
+    """Item k that machine m's input inserters bring it, per second."""
+    total = 0.0
+    for q in range(dm_start[m], dm_start[m + 1]):
+        total += ins_take[dm_list[q], k]
+    return total
 
 
 @njit(cache=True, inline="always")
@@ -422,9 +428,7 @@ def _forward(  # type: ignore[no-untyped-def]
                 k = m_ing[m, j]
                 if k < 0:
                     continue
-                supply = 0.0
-                for q in range(dm_start[m], dm_start[m + 1]):
-                    supply += ins_take[dm_list[q], k]
+                supply = _delivered(m, k, dm_start, dm_list, ins_take)
                 craft = min(craft, supply / m_ing_amt[m, j])
                 potential = min(potential, supply / m_ing_amt[m, j])
             if not free:
