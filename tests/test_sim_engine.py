@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+from shared_schema.world import Channel
 from tests.conftest import world_of
 from training.sim import power_mean_score, simulate, sink_rates_batch
+from training.sim.engine import MalformedWorldError, check_worlds
 from training.sim.explain import explain
 from training.sim.random_layouts import routed_layout, stack
 
@@ -34,8 +38,42 @@ def test_batch_agrees_with_single_evaluation() -> None:
 
 
 def test_batch_rejects_a_wrong_shape() -> None:
-    with pytest.raises(ValueError, match=r"int16\[B, C, H, W\]"):
+    with pytest.raises(MalformedWorldError, match=r"int16\[B, 6, H, W\]"):
         sink_rates_batch(np.zeros((6, 4, 4), np.int16))
+
+
+def _broken(change: str) -> np.ndarray:
+    world = world_of("S> Y> K>\n.. Y> ..\naaaaaaaa\naa    aa\naaaaaaaa", [(0, 0, "iron-plate"), (2, 0, "iron-plate")])
+    data = world.data.copy()
+    if change == "facing":
+        data[Channel.FACING, 0, 2] = 7
+    elif change == "item":
+        data[Channel.ITEM, 0, 0] = 9999
+    elif change == "half splitter":
+        data[:, 1, 1] = 0  # the splitter's second tile gone
+    elif change == "assembler part":
+        data[Channel.PART, 3, 1] = 0  # a second anchor inside the machine
+    return data[None]
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ("facing", "world 0, tile (2, 0): facing must be 0..3"),
+        ("item", "world 0, tile (0, 0): item id not in the catalog"),
+        ("half splitter", "splitter tiles do not make up a whole splitter"),
+        ("assembler part", "assembler tiles do not make up a whole assembler"),
+    ],
+)
+def test_malformed_tensors_are_refused_before_the_kernels_read_them(change: str, words: str) -> None:
+    with pytest.raises(MalformedWorldError, match=re.escape(words)):
+        sink_rates_batch(_broken(change))
+
+
+def test_well_formed_tensors_pass_the_check() -> None:
+    check_worlds(_broken("nothing"))
+    rng = np.random.default_rng(3)
+    check_worlds(stack([routed_layout(rng, 11) for _ in range(50)]))
 
 
 def test_explain_says_why_a_mixed_lane_carries_nothing() -> None:

@@ -14,7 +14,7 @@ from numba import njit
 
 from shared_schema.catalog import RecipeTables, load_catalog, recipe_tables
 from shared_schema.entities import BELT_LANE_RATE, Entity
-from shared_schema.world import Channel, World
+from shared_schema.world import CHANNELS, Channel, World
 from training.sim.graph import SINK, build_graph_arrays
 from training.sim.solve import solve
 
@@ -69,6 +69,63 @@ def _batch(worlds, n_items, r_time, ing_item, ing_amount, prod_item, prod_amount
         n_sinks[b] = _sink_rates(worlds[b], inflow, tile_item, out[b])
 
 
+class MalformedWorldError(ValueError):
+    """A world tensor the kernels cannot read safely; names the world, tile and problem."""
+
+
+def check_worlds(worlds: np.ndarray) -> None:
+    """Refuse tensors the kernels would misread (they do not bounds-check): values out of
+    range, and splitters or assemblers whose tiles do not make up a whole entity.
+    worlds: int16[B, C, H, W]. Raises MalformedWorldError."""
+    catalog = load_catalog()
+    if worlds.ndim != 4 or worlds.shape[1] != CHANNELS:
+        raise MalformedWorldError(f"worlds must be int16[B, {CHANNELS}, H, W], got shape {worlds.shape}")
+    ent = worlds[:, Channel.ENTITY]
+    facing = worlds[:, Channel.FACING]
+    item = worlds[:, Channel.ITEM]
+    part = worlds[:, Channel.PART]
+
+    def fail(mask: np.ndarray, problem: str) -> None:
+        if mask.any():
+            b, y, x = (int(v) for v in np.argwhere(mask)[0])
+            raise MalformedWorldError(f"world {b}, tile ({x}, {y}): {problem}")
+
+    fail((ent < 0) | (ent > max(Entity)), "entity value out of range")
+    fail((facing < 0) | (facing > 3), "facing must be 0..3")
+    fail((worlds[:, Channel.UNDERGROUND] < 0) | (worlds[:, Channel.UNDERGROUND] > 2), "underground end must be 0..2")
+    marker = (ent == Entity.SOURCE) | (ent == Entity.SINK)
+    fail(marker & ((item < 0) | (item >= len(catalog.items))), "item id not in the catalog")
+    machine = ent == Entity.ASSEMBLER
+    fail(machine & ((item < 0) | (item >= len(catalog.recipes))), "recipe id not in the catalog")
+    # multi-tile entities: each anchor's footprint must hold its parts, in bounds
+    h, w = ent.shape[1:]
+    for kind, width_of, height_of in (
+        (Entity.SPLITTER, lambda f: np.where(f % 2 == 0, 2, 1), lambda f: np.where(f % 2 == 0, 1, 2)),
+        (Entity.ASSEMBLER, lambda f: np.full_like(f, 3), lambda f: np.full_like(f, 3)),
+    ):
+        tiles = ent == kind
+        if not tiles.any():
+            continue
+        b, y, x = np.nonzero(tiles)
+        fw, fh = width_of(facing[b, y, x]), height_of(facing[b, y, x])
+        ax, ay = x - part[b, y, x] % fw, y - part[b, y, x] // fw
+        bad = (part[b, y, x] < 0) | (part[b, y, x] >= fw * fh) | (ax < 0) | (ay < 0) | (ax + fw > w) | (ay + fh > h)
+        if not bad.any():
+            ok = (ent[b, ay, ax] == kind) & (part[b, ay, ax] == 0) & (facing[b, ay, ax] == facing[b, y, x])
+            for dy in range(3):
+                for dx in range(3):
+                    inside = (dx < fw) & (dy < fh)
+                    ty, tx = np.minimum(ay + dy, h - 1), np.minimum(ax + dx, w - 1)
+                    ok &= ~inside | ((ent[b, ty, tx] == kind) & (part[b, ty, tx] == dy * fw + dx))
+            bad = ~ok
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise MalformedWorldError(
+                f"world {int(b[i])}, tile ({int(x[i])}, {int(y[i])}): "
+                f"{kind.name.lower()} tiles do not make up a whole {kind.name.lower()}"
+            )
+
+
 def _tables() -> tuple[int, RecipeTables]:
     catalog = load_catalog()
     return len(catalog.items) - 1, recipe_tables(catalog)
@@ -80,8 +137,7 @@ def sink_rates_batch(worlds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     worlds: int16[B, CHANNELS, H, W]. Returns (rates float64[B, MAX_SINKS], counts int64[B]):
     rates[b, :counts[b]] are world b's sinks in row-major order; unused slots are 0.
     """
-    if worlds.ndim != 4:
-        raise ValueError(f"worlds must be int16[B, C, H, W], got shape {worlds.shape}")
+    check_worlds(worlds)
     n_items, t = _tables()
     out = np.zeros((worlds.shape[0], MAX_SINKS), np.float64)
     counts = np.zeros(worlds.shape[0], np.int64)
@@ -132,6 +188,7 @@ class SimResult:
 def simulate(world: World) -> SimResult:
     """Steady state of one world, with the flows behind it."""
     catalog = load_catalog()
+    check_worlds(world.data[None])
     n_items, t = _tables()
     inflow, ins_take, m_craft, clogged, local_item, tile_item, ins_tile, m_anchor, iterations = _run(
         world.data, n_items, t.time, t.ingredient_item, t.ingredient_amount, t.product_item, t.product_amount
@@ -181,6 +238,8 @@ __all__ = [
     "MAX_SINKS",
     "SimResult",
     "SinkResult",
+    "MalformedWorldError",
+    "check_worlds",
     "power_mean_score",
     "simulate",
     "sink_rates_batch",
