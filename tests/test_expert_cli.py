@@ -1,0 +1,46 @@
+"""`python -m training.expert`: a lesson's task and the expert's layout, as text grids."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from shared_schema.grid import parse_grid
+from training.expert.__main__ import expert_layout
+from training.lessons import generate
+from training.sim import simulate
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "training.expert", *args], capture_output=True, text=True, check=False)
+
+
+def test_prints_task_layout_and_score() -> None:
+    result = run("--kind", "belt-wall", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("task (belt-wall, seed 3):")
+    assert "expert layout:" in out and out.rstrip().endswith("score 1.000")
+    grid = out.split("expert layout:\n")[1].split("\n\n")[0]
+    assert "d" in grid and "u" in grid  # the wall is tunnelled
+    parse_grid(grid)
+
+
+def test_says_so_when_it_has_no_layout() -> None:
+    result = run("--kind", "one-machine", "--seed", "1")
+    assert result.returncode == 0
+    assert "the expert has no layout for this task yet" in result.stdout
+
+
+def test_the_expert_solves_every_routing_lesson_it_generated() -> None:
+    for kind in ("belt-routing", "belt-wall", "belt-crossing"):
+        for seed in range(10):
+            lesson = generate(kind, seed)
+            layout = expert_layout(lesson.task, lesson.protected)
+            assert layout is not None, (kind, seed)
+            assert simulate(layout).rates == list(lesson.rates)
+
+
+def test_unknown_kind_is_refused() -> None:
+    result = run("--kind", "spaghetti")
+    assert result.returncode == 2 and "invalid choice: 'spaghetti'" in result.stderr
