@@ -33,6 +33,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+import numpy as np
+
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import Channel, World
@@ -95,24 +97,24 @@ class _Map:
                 self.free[y, x] = False
         self.fed: set[Tile] = set()  # tiles something other than our source points into
         self.inside: set[tuple[int, int, Direction]] = set()  # strictly inside an existing pair
-        for y in range(self.h):
-            for x in range(self.w):
-                kind = Entity(int(ent[y, x]))
-                facing = world.facing(x, y)
-                end = UndergroundEnd(int(world.data[Channel.UNDERGROUND, y, x]))
-                if kind in (Entity.BELT, Entity.SPLITTER) or (kind == Entity.SOURCE and (x, y) != source):
-                    self.fed.add(_ahead(x, y, facing))
-                elif kind == Entity.UNDERGROUND and end == UndergroundEnd.EXIT:
-                    self.fed.add(_ahead(x, y, facing))
-                elif kind == Entity.UNDERGROUND and end == UndergroundEnd.ENTRANCE:
-                    exit_k = self._pair_length(x, y, facing)
-                    for k in range(1, exit_k):
-                        self.inside.add((*_ahead(x, y, facing, k), facing))
-                elif kind in (Entity.INSERTER, Entity.LONG_INSERTER):
-                    reach = 1 if kind == Entity.INSERTER else 2
-                    for tx, ty in (_ahead(x, y, facing, reach), _ahead(x, y, facing, -reach)):
-                        if self.in_grid(tx, ty):
-                            self.free[ty, tx] = False
+        for y_, x_ in zip(*np.nonzero(ent), strict=True):  # only tiles that hold something
+            x, y = int(x_), int(y_)
+            kind = Entity(int(ent[y, x]))
+            facing = world.facing(x, y)
+            end = UndergroundEnd(int(world.data[Channel.UNDERGROUND, y, x]))
+            if kind in (Entity.BELT, Entity.SPLITTER) or (kind == Entity.SOURCE and (x, y) != source):
+                self.fed.add(_ahead(x, y, facing))
+            elif kind == Entity.UNDERGROUND and end == UndergroundEnd.EXIT:
+                self.fed.add(_ahead(x, y, facing))
+            elif kind == Entity.UNDERGROUND and end == UndergroundEnd.ENTRANCE:
+                exit_k = self._pair_length(x, y, facing)
+                for k in range(1, exit_k):
+                    self.inside.add((*_ahead(x, y, facing, k), facing))
+            elif kind in (Entity.INSERTER, Entity.LONG_INSERTER):
+                reach = 1 if kind == Entity.INSERTER else 2
+                for tx, ty in (_ahead(x, y, facing, reach), _ahead(x, y, facing, -reach)):
+                    if self.in_grid(tx, ty):
+                        self.free[ty, tx] = False
 
     def feeds(self, tile: Tile, target: Tile) -> bool:
         """Whether an existing entity at `tile`, other than our source, points into `target`."""

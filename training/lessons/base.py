@@ -56,7 +56,7 @@ def register(kind: str) -> Callable[[Generator], Generator]:
 def generate(kind: str, seed: int, size: int = DEFAULT_SIZE) -> Lesson:
     """The lesson of `kind` for `seed` on a `size` x `size` grid; its rates come from
     simulating the solution in the mimic."""
-    from training.sim import simulate
+    from training.sim import sink_rates_batch
 
     if kind not in KINDS:
         raise ValueError(f"unknown lesson kind {kind!r}; known: {', '.join(sorted(KINDS))}")
@@ -65,5 +65,6 @@ def generate(kind: str, seed: int, size: int = DEFAULT_SIZE) -> Lesson:
     # one stream per (kind, seed): kinds never share random numbers
     rng = np.random.default_rng([seed, sum(map(ord, kind))])
     task, protected, solution = KINDS[kind](rng, size)
-    rates = tuple(simulate(solution).rates)
+    out, counts = sink_rates_batch(solution.data[None])
+    rates = tuple(float(r) for r in out[0, : counts[0]])
     return Lesson(kind, seed, task, protected, solution, rates)
