@@ -23,13 +23,10 @@ MAX_SINKS = 16  # sink slots in the batched output; sinks beyond it are not repo
 
 @njit(cache=True)
 def _run(world, n_items, r_time, ing_item, ing_amount, prod_item, prod_amount):  # type: ignore[no-untyped-def]
-    (lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, local_item,
+    (ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, local_item,
      ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, ins_tile, m_anchor, m_recipe,
-     machine_of, order) = build_graph_arrays(world, n_items, ing_item, prod_item)  # fmt: skip
-    N = world.shape[1] * world.shape[2]
-    ent = np.empty(N, np.int64)
-    for t in range(N):
-        ent[t] = world[0, t // world.shape[2], t % world.shape[2]]
+     machine_of, order, acyclic) = build_graph_arrays(world, n_items, ing_item, prod_item)  # fmt: skip
+    N = ent.shape[0]
     K = local_item.shape[0]
     inflow = np.zeros((2 * N, K), np.float64)
     ins_take = np.zeros((ins_rate.shape[0], K), np.float64)
@@ -37,7 +34,7 @@ def _run(world, n_items, r_time, ing_item, ing_amount, prod_item, prod_amount): 
     clogged = np.zeros(2 * N, np.bool_)
     iterations = solve(
         ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, local_item,
-        ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, m_anchor, m_recipe, machine_of, order,
+        ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, m_anchor, m_recipe, machine_of, order, acyclic,
         r_time, ing_item, ing_amount, prod_item, prod_amount, inflow, ins_take, m_craft, clogged,
     )  # fmt: skip
     return inflow, ins_take, m_craft, clogged, local_item, tile_item, ins_tile, m_anchor, iterations

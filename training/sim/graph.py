@@ -1,13 +1,11 @@
 """Kernel: build the lane graph of one world (numba, flat arrays, no Python objects).
 
 Tiles are numbered t = y * W + x; every tile owns two lanes, 2t (left) and 2t + 1
-(right), relative to its facing; only belt-like tiles use theirs. All outputs are
-written into a `Graph` tuple of arrays sized for the world, see `build_graph`.
+(right), relative to its facing; only belt-like tiles use theirs. `build_graph_arrays`
+returns the graph as a tuple of flat arrays sized for the world.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -62,40 +60,6 @@ DXS = np.array([0, 1, 0, -1], np.int64)
 DYS = np.array([-1, 0, 1, 0], np.int64)
 
 
-class Graph(NamedTuple):
-    """The lane graph of one world. N tiles, L = 2N lanes, I inserters, M machines, K items.
-
-    lane_ok: bool[L]; lane_out: int64[L] destination lane (-1 none); lane_out_pri: int64[L];
-    feed: int64[L, MAX_FEEDERS] feeder lanes (-1 none); feed_pri: int64[L, MAX_FEEDERS];
-    partner: int64[N] other tile of a splitter (-1); node_of: int64[N] processing node
-    (anchor tile) of each tile (-1 none); ins_*: int64[I] per inserter; m_*: per machine;
-    local_item: int64[K] catalog id of each local item slot; tile_item: int64[N] local slot
-    of a source's/sink's item (-1); m_recipe: int64[M].
-    """
-
-    width: int
-    height: int
-    lane_ok: np.ndarray
-    lane_out: np.ndarray
-    lane_out_pri: np.ndarray
-    feed: np.ndarray
-    feed_pri: np.ndarray
-    partner: np.ndarray
-    node_of: np.ndarray
-    tile_item: np.ndarray
-    local_item: np.ndarray
-    ins_pick_kind: np.ndarray
-    ins_pick: np.ndarray
-    ins_drop_kind: np.ndarray
-    ins_drop: np.ndarray
-    ins_rate: np.ndarray
-    ins_tile: np.ndarray
-    m_anchor: np.ndarray
-    m_recipe: np.ndarray
-    machine_of: np.ndarray
-    order: np.ndarray
-
-
 @njit(cache=True)
 def _belt_like(ent: int) -> bool:
     return ent == BELT or ent == UNDERGROUND or ent == SPLITTER or ent == SOURCE or ent == SINK
@@ -109,7 +73,17 @@ def _points_ahead(ent: int, ug: int) -> bool:
 
 @njit(cache=True)
 def build_graph_arrays(world: np.ndarray, n_items: int, ing_item: np.ndarray, prod_item: np.ndarray):  # type: ignore[no-untyped-def]
-    """Build the lane graph of `world` (int16[C, H, W]); see `Graph` for the outputs."""
+    """Build the lane graph of `world` (int16[C, H, W]). N tiles, L = 2N lanes,
+    I inserters, M machines, K local item slots. Returns, in order:
+
+    ent: int64[N] entity per tile; lane_ok: bool[L]; lane_out: int64[L] destination lane
+    (-1 none); lane_out_pri: int64[L]; feed, feed_pri: int64[L, MAX_FEEDERS] feeder lanes
+    (-1 none) and their priorities; partner: int64[N] other tile of a splitter (-1);
+    node_of: int64[N] processing node (anchor tile) of each tile (-1 none); tile_item:
+    int64[N] local slot of a source's/sink's item (-1); local_item: int64[K] catalog id of
+    each slot; ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, ins_tile:
+    per inserter; m_anchor, m_recipe: int64[M]; machine_of: int64[N]; order: nodes
+    upstream first; acyclic: whether no edge goes back in `order`."""
     H = world.shape[1]
     W = world.shape[2]
     N = H * W
@@ -357,10 +331,11 @@ def build_graph_arrays(world: np.ndarray, n_items: int, ing_item: np.ndarray, pr
                 ins_drop[i] = 2 * d + lane
         i += 1
 
-    order = _topological_order(
-        N, W, node_of, lane_out, partner, ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, m_anchor, ins_tile
+    order, acyclic = _topological_order(
+        N, node_of, lane_out, ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, m_anchor
     )
     return (
+        ent,
         lane_ok,
         lane_out,
         lane_out_pri,
@@ -380,7 +355,27 @@ def build_graph_arrays(world: np.ndarray, n_items: int, ing_item: np.ndarray, pr
         m_recipe,
         machine_of,
         order,
+        acyclic,
     )
+
+
+@njit(cache=True)
+def csr(keys, n_keys):  # type: ignore[no-untyped-def]
+    """Group indices by key (keys < 0 are left out): members of key v are
+    members[start[v]:start[v + 1]]."""
+    start = np.zeros(n_keys + 1, np.int64)
+    for i in range(keys.shape[0]):
+        if keys[i] >= 0:
+            start[keys[i] + 1] += 1
+    for v in range(n_keys):
+        start[v + 1] += start[v]
+    fill = start[:-1].copy()
+    members = np.empty(max(start[n_keys], 1), np.int64)
+    for i in range(keys.shape[0]):
+        if keys[i] >= 0:
+            members[fill[keys[i]]] = i
+            fill[keys[i]] += 1
+    return start, members
 
 
 @njit(cache=True)
@@ -395,8 +390,9 @@ def _connect(src, dst, pri, lane_out, lane_out_pri, feed, feed_pri):  # type: ig
 
 
 @njit(cache=True)
-def _topological_order(N, W, node_of, lane_out, partner, pick_kind, pick, drop_kind, drop, m_anchor, ins_tile):  # type: ignore[no-untyped-def]
-    """Processing nodes (anchor tiles) upstream first; cycles are cut where found."""
+def _topological_order(N, node_of, lane_out, pick_kind, pick, drop_kind, drop, m_anchor):  # type: ignore[no-untyped-def]
+    """Processing nodes (anchor tiles) upstream first, cycles cut where found, and
+    whether there was none (an edge back to a node still on the DFS stack)."""
     # successor lists of nodes, as a dense adjacency built from edges
     n_edges = 0
     src = np.empty(2 * N + 2 * len(pick) + 4, np.int64)
@@ -419,18 +415,12 @@ def _topological_order(N, W, node_of, lane_out, partner, pick_kind, pick, drop_k
             src[n_edges] = a
             dst[n_edges] = b
             n_edges += 1
-    # CSR by source
-    start = np.zeros(N + 1, np.int64)
-    for e in range(n_edges):
-        start[src[e] + 1] += 1
-    for t in range(N):
-        start[t + 1] += start[t]
-    fill = start[:-1].copy()
+    start, edges = csr(src[:n_edges], N)  # successors of v: dst[edges[start[v]:start[v + 1]]]
     adj = np.empty(n_edges, np.int64)
     for e in range(n_edges):
-        adj[fill[src[e]]] = dst[e]
-        fill[src[e]] += 1
+        adj[e] = dst[edges[e]]
     # iterative DFS, reverse postorder
+    acyclic = True
     state = np.zeros(N, np.int64)  # 0 new, 1 on stack, 2 done
     post = np.empty(N, np.int64)
     n_post = 0
@@ -448,7 +438,9 @@ def _topological_order(N, W, node_of, lane_out, partner, pick_kind, pick, drop_k
             if cursor[sp] < start[v + 1]:
                 w = adj[cursor[sp]]
                 cursor[sp] += 1
-                if state[w] == 0:
+                if state[w] == 1:
+                    acyclic = False
+                elif state[w] == 0:
                     state[w] = 1
                     sp += 1
                     stack[sp] = w
@@ -461,4 +453,4 @@ def _topological_order(N, W, node_of, lane_out, partner, pick_kind, pick, drop_k
     order = np.empty(n_post, np.int64)
     for j in range(n_post):
         order[j] = post[n_post - 1 - j]
-    return order
+    return order, acyclic

@@ -21,6 +21,7 @@ from training.sim.graph import (
     END_SOURCE,
     SINK,
     SOURCE,
+    csr,
 )
 
 # The passes run without numba's reference counting (`_nrt=False`): they allocate
@@ -36,28 +37,9 @@ FREE_SWEEPS = 4
 
 
 @njit(cache=True)
-def _csr(keys, n_keys):  # type: ignore[no-untyped-def]
-    """Group indices by key (keys < 0 are left out): members of key v are
-    members[start[v]:start[v + 1]]."""
-    start = np.zeros(n_keys + 1, np.int64)
-    for i in range(keys.shape[0]):
-        if keys[i] >= 0:
-            start[keys[i] + 1] += 1
-    for v in range(n_keys):
-        start[v + 1] += start[v]
-    fill = start[:-1].copy()
-    members = np.empty(max(start[n_keys], 1), np.int64)
-    for i in range(keys.shape[0]):
-        if keys[i] >= 0:
-            members[fill[keys[i]]] = i
-            fill[keys[i]] += 1
-    return start, members
-
-
-@njit(cache=True)
 def solve(  # type: ignore[no-untyped-def]
     ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, local_item,
-    ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, m_anchor, m_recipe, machine_of, order,
+    ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, ins_rate, m_anchor, m_recipe, machine_of, order, acyclic,
     r_time, ing_item, ing_amount, prod_item, prod_amount,
     inflow, ins_take, m_craft, clogged,
 ):  # fmt: skip
@@ -102,10 +84,10 @@ def solve(  # type: ignore[no-untyped-def]
             drop_lane[i] = ins_drop[i]
         elif ins_drop_kind[i] == END_MACHINE:
             drop_mach[i] = ins_drop[i]
-    pt_start, pt_list = _csr(pick_tile, N)
-    pm_start, pm_list = _csr(pick_mach, M)
-    dl_start, dl_list = _csr(drop_lane, L)
-    dm_start, dm_list = _csr(drop_mach, M)
+    pt_start, pt_list = csr(pick_tile, N)
+    pm_start, pm_list = csr(pick_mach, M)
+    dl_start, dl_list = csr(drop_lane, L)
+    dm_start, dm_list = csr(drop_mach, M)
     # which items each inserter can carry at all
     ins_wants = np.zeros((n_ins, K), np.bool_)
     for i in range(n_ins):
@@ -126,8 +108,6 @@ def solve(  # type: ignore[no-untyped-def]
     g = (ent, lane_ok, lane_out, lane_out_pri, feed, feed_pri, partner, node_of, tile_item, machine_of, order,
          ins_rate, pt_start, pt_list, pm_start, pm_list, dl_start, dl_list, dm_start, dm_list,
          m_ing, m_ing_amt, m_prod, m_prod_amt, m_cap, drop_lane, drop_mach)  # fmt: skip
-
-    acyclic = _acyclic(order, node_of, lane_out, ins_pick_kind, ins_pick, ins_drop_kind, ins_drop, m_anchor)
 
     # ---- free running: which items reach which lanes, and clogs -------------------
     avail = np.zeros((L, K), np.float64)
@@ -226,7 +206,8 @@ def solve(  # type: ignore[no-untyped-def]
                   jroom, dem, m_accept, scratch, tiles)  # fmt: skip
         # the forward pass is a function of what the backward pass found: if that did not
         # change, the flows already are the steady state
-        if it > 0 and _same(accK, last_accK) and _same2(accT, last_accT) and _same(dem, last_dem):
+        unchanged = max(_max_change(accK, last_accK), _max_change(accT, last_accT), _max_change(dem, last_dem))
+        if it > 0 and unchanged <= 1e-12:
             break
         last_accK[:, :] = accK
         last_accT[:] = accT
@@ -234,55 +215,20 @@ def solve(  # type: ignore[no-untyped-def]
         prev[:, :] = inflow
         _forward(False, g, accK, accT, jroom, dem, clogged, pot,
                  inflow, avail, edge_flow, ins_take, offer, m_craft, scratch, tiles)  # fmt: skip
-        delta = 0.0
-        for lane in range(L):
-            for k in range(K):
-                d = abs(inflow[lane, k] - prev[lane, k])
-                if d > delta:
-                    delta = d
-        if it > 0 and delta < 1e-10:
+        if it > 0 and _max_change(inflow, prev) < 1e-10:
             break
     return iterations
 
 
 @njit(cache=True, inline="always")
-def _same(a, b):  # type: ignore[no-untyped-def]
+def _max_change(a, b):  # type: ignore[no-untyped-def]
+    """Largest absolute difference between two arrays of one shape."""
+    a = a.ravel()
+    b = b.ravel()
+    change = 0.0
     for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            if abs(a[i, j] - b[i, j]) > 1e-12:
-                return False
-    return True
-
-
-@njit(cache=True, inline="always")
-def _same2(a, b):  # type: ignore[no-untyped-def]
-    for i in range(a.shape[0]):
-        if abs(a[i] - b[i]) > 1e-12:
-            return False
-    return True
-
-
-@njit(cache=True)
-def _acyclic(order, node_of, lane_out, pick_kind, pick, drop_kind, drop, m_anchor):  # type: ignore[no-untyped-def]
-    """Whether every edge of the node graph goes forward in `order`."""
-    pos = np.full(node_of.shape[0], -1, np.int64)
-    for j in range(order.shape[0]):
-        pos[order[j]] = j
-    for lane in range(lane_out.shape[0]):
-        d = lane_out[lane]
-        if d >= 0:
-            a = node_of[lane // 2]
-            b = node_of[d // 2]
-            if a != b and pos[b] <= pos[a]:
-                return False
-    for i in range(pick.shape[0]):
-        if pick_kind[i] == END_NONE or drop_kind[i] == END_NONE:
-            continue
-        a = m_anchor[pick[i]] if pick_kind[i] == END_MACHINE else node_of[pick[i]]
-        b = m_anchor[drop[i]] if drop_kind[i] == END_MACHINE else node_of[drop[i] // 2]
-        if a != b and pos[b] <= pos[a]:
-            return False
-    return True
+        change = max(change, abs(a[i] - b[i]))
+    return change
 
 
 @njit(cache=True, inline="always")
