@@ -71,6 +71,10 @@ class World:
     def entity(self, x: int, y: int) -> Entity:
         return Entity(int(self.data[Channel.ENTITY, y, x]))
 
+    def is_empty(self, x: int, y: int) -> bool:
+        """Whether (x, y) is on the grid and holds no entity."""
+        return 0 <= x < self.width and 0 <= y < self.height and self.data[Channel.ENTITY, y, x] == Entity.EMPTY
+
     def facing(self, x: int, y: int) -> Direction:
         return Direction(int(self.data[Channel.FACING, y, x]))
 

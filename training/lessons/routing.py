@@ -26,10 +26,6 @@ ITEMS = ("iron-plate", "copper-plate", "iron-gear-wheel", "electronic-circuit")
 MAX_DRAWS = 200  # a lesson that needs more draws than this is a generator bug
 
 
-def _free(world: World, x: int, y: int) -> bool:
-    return 0 <= x < world.width and 0 <= y < world.height and world.entity(x, y) == Entity.EMPTY
-
-
 Tile = tuple[int, int]
 Built = tuple[World, frozenset[Tile], World]
 
@@ -43,7 +39,7 @@ def _spot(
     for _ in range(20):
         sx, sy = int(rng.integers(x0, x1)), int(rng.integers(y0, y1))
         facing = Direction(int(rng.integers(4)))
-        if not (_free(world, sx, sy) and _free(world, sx + facing.dx, sy + facing.dy)):
+        if not (world.is_empty(sx, sy) and world.is_empty(sx + facing.dx, sy + facing.dy)):
             continue
         return sx, sy, facing
     return None
@@ -93,7 +89,7 @@ def belt_routing(rng: np.random.Generator, size: int) -> Built:
         task = World.empty(size, size)
         for _ in range(int(rng.integers(0, size * size // 6))):
             x, y = int(rng.integers(size)), int(rng.integers(size))
-            if _free(task, x, y):
+            if task.is_empty(x, y):
                 task.place(Entity.BLOCKED, x, y)
         ends = _markers(task, rng, _item(rng), (0, size), (0, size))
         if ends is None or abs(ends[0][0] - ends[1][0]) + abs(ends[0][1] - ends[1][1]) < 3:

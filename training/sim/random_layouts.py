@@ -44,19 +44,15 @@ def routed_layout(rng: np.random.Generator, size: int = 11) -> World:
     return world
 
 
-def _free(world: World, x: int, y: int) -> bool:
-    return 0 <= x < world.width and 0 <= y < world.height and world.entity(x, y) == Entity.EMPTY
-
-
 def _route(world, rng, x, y, facing, item, length, catalog, branches):  # type: ignore[no-untyped-def]
     """Extend a belt from (x, y) going `facing` for up to `length` tiles, ending in a sink."""
     for _ in range(length):
-        turn = rng.random() < 0.2 or not _free(world, x + facing.dx, y + facing.dy)
+        turn = rng.random() < 0.2 or not world.is_empty(x + facing.dx, y + facing.dy)
         if turn:
             # only a plain belt can turn: re-place it facing the new way (it then curves)
-            options = [f for f in (facing.turned(1), facing.turned(-1)) if _free(world, x + f.dx, y + f.dy)]
+            options = [f for f in (facing.turned(1), facing.turned(-1)) if world.is_empty(x + f.dx, y + f.dy)]
             if not options or world.entity(x, y) != Entity.BELT:
-                if not _free(world, x + facing.dx, y + facing.dy):
+                if not world.is_empty(x + facing.dx, y + facing.dy):
                     break
             else:
                 facing = options[int(rng.integers(len(options)))]
@@ -67,7 +63,7 @@ def _route(world, rng, x, y, facing, item, length, catalog, branches):  # type: 
         if roll < 0.08:
             hop = int(rng.integers(2, 6))
             ex, ey = nx + facing.dx * hop, ny + facing.dy * hop
-            if _free(world, ex, ey):
+            if world.is_empty(ex, ey):
                 world.place(Entity.UNDERGROUND, nx, ny, facing, underground=UndergroundEnd.ENTRANCE)
                 world.place(Entity.UNDERGROUND, ex, ey, facing, underground=UndergroundEnd.EXIT)
                 x, y = ex, ey
@@ -75,7 +71,7 @@ def _route(world, rng, x, y, facing, item, length, catalog, branches):  # type: 
         if roll > 0.93 and branches > 0:
             side = facing.turned(1)
             sx, sy = nx + side.dx, ny + side.dy
-            if _free(world, sx, sy):
+            if world.is_empty(sx, sy):
                 world.place(Entity.SPLITTER, min(nx, sx), min(ny, sy), facing)
                 _route(world, rng, sx, sy, facing, item, int(rng.integers(2, 8)), catalog, branches - 1)
                 x, y = nx, ny
@@ -85,7 +81,7 @@ def _route(world, rng, x, y, facing, item, length, catalog, branches):  # type: 
         if roll > 0.86 and branches > 0:
             _try_arm(world, rng, x, y, facing, catalog)
     nx, ny = x + facing.dx, y + facing.dy
-    if _free(world, nx, ny):
+    if world.is_empty(nx, ny):
         world.place(Entity.SINK, nx, ny, facing, item)
 
 
@@ -99,7 +95,7 @@ def _try_arm(world: World, rng: np.random.Generator, x: int, y: int, facing: Dir
     ox, oy = cx + 2 * side.dx, cy + 2 * side.dy
     tiles = [(ix, iy), (ox, oy), (ox + side.dx, oy + side.dy)]
     tiles += [(cx + dx, cy + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
-    if not all(_free(world, tx, ty) for tx, ty in tiles):
+    if not all(world.is_empty(tx, ty) for tx, ty in tiles):
         return
     world.place(Entity.INSERTER, ix, iy, side)
     world.place(Entity.ASSEMBLER, cx - 1, cy - 1, Direction.NORTH, catalog.recipe_id(recipe))
