@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from shared_schema.grid import parse_grid
-from training.expert.__main__ import expert_layout
+from training.expert import expert_layout
 from training.lessons import generate
 from training.sim import simulate
 
