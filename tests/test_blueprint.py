@@ -23,8 +23,9 @@ from shared_schema.blueprint import (
 from shared_schema.catalog import load_catalog
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity, UndergroundEnd
-from shared_schema.grid import apply_items, parse_grid, render_grid
+from shared_schema.grid import parse_grid, render_grid
 from shared_schema.world import Channel, PlacementError, World
+from tests.conftest import world_of
 
 CATALOG = load_catalog()
 
@@ -36,16 +37,7 @@ aaaaaaaa .. .. .. .."""
 
 
 def factory() -> World:
-    world = parse_grid(FACTORY)
-    apply_items(
-        world,
-        [
-            {"x": 0, "y": 0, "item": "iron-plate"},
-            {"x": 6, "y": 0, "item": "iron-plate"},
-            {"x": 1, "y": 2, "item": "iron-gear-wheel"},
-        ],
-    )
-    return world
+    return world_of(FACTORY, [(0, 0, "iron-plate"), (6, 0, "iron-plate"), (1, 2, "iron-gear-wheel")])
 
 
 def without_markers(world: World) -> World:
