@@ -104,7 +104,6 @@ def build_graph_arrays(world: np.ndarray, n_items: int, ing_item: np.ndarray, pr
 
     # --- local item slots: every item a source, sink or recipe mentions --------------
     local_of = np.full(n_items + 1, -1, np.int64)
-    local_item = np.empty(0, np.int64)
     found = np.zeros(n_items + 1, np.bool_)
     for t in range(N):
         if ent[t] == SOURCE or ent[t] == SINK:
