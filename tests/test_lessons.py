@@ -14,7 +14,7 @@ SEEDS = range(25)
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_same_seed_same_lesson(kind: str) -> None:
     a, b = generate(kind, 7), generate(kind, 7)
-    assert a.task == b.task and a.solution == b.solution and a.rates == b.rates
+    assert a.task == b.task and a.solution == b.solution and a.best == b.best
     assert any(generate(kind, seed).task != a.task for seed in range(8, 16))
 
 
@@ -23,9 +23,9 @@ def test_same_seed_same_lesson(kind: str) -> None:
 def test_solutions_deliver_what_the_lesson_says(kind: str, size: int) -> None:
     for seed in SEEDS:
         lesson = generate(kind, seed, size)
-        assert all(rate > 0 for rate in lesson.rates), (kind, seed)
-        assert simulate(lesson.solution).rates == pytest.approx(list(lesson.rates))
-        assert power_mean_score(simulate(lesson.task).rates, list(lesson.rates)) < 1.0  # not solved yet
+        assert all(rate > 0 for rate in lesson.best), (kind, seed)
+        assert simulate(lesson.solution).rates == pytest.approx(list(lesson.best))
+        assert power_mean_score(simulate(lesson.task).rates, list(lesson.best)) < 1.0  # not solved yet
         assert all(lesson.task.entity(x, y) == Entity.EMPTY for _, x, y in lesson.solution_entities)
 
 
@@ -34,7 +34,7 @@ def test_no_orphans_and_nothing_to_remove(kind: str) -> None:
     """Every entity of a solution is needed: removing any one never raises the score."""
     for seed in SEEDS:
         lesson = generate(kind, seed)
-        best = list(lesson.rates)
+        best = list(lesson.best)
         for _, x, y in lesson.solution_entities:
             fewer = lesson.solution.copy()
             fewer.remove(x, y)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nexpert layout:")
     print(render_grid(layout))
     rates = simulate(layout).rates
-    print(f"\nsinks: {', '.join(f'{r:.4g}/s' for r in rates)}  score {power_mean_score(rates, list(lesson.rates)):.3f}")
+    print(f"\nsinks: {', '.join(f'{r:.4g}/s' for r in rates)}  score {power_mean_score(rates, list(lesson.best)):.3f}")
     return 0
 
 

@@ -170,17 +170,45 @@ def route_belt(
     sink_facing = world.facing(*sink)
     if sink in m.fed and m.feeds(_ahead(*sink, sink_facing, -1), sink):
         return None  # something else already fills the sink from behind: no full belt fits
-    sink_side_fed = sink in m.fed and any(m.feeds(_ahead(*sink, sink_facing.turned(t)), sink) for t in (-1, 1))
+    # head-on into the sink does not connect; beside a foreign side feeder only a
+    # straight entry keeps both lanes (flow from behind has priority)
+    if sink in m.fed and any(m.feeds(_ahead(*sink, sink_facing.turned(t)), sink) for t in (-1, 1)):
+        entries = frozenset({sink_facing})
+    else:
+        entries = frozenset(Direction) - {sink_facing.opposite}
+    return _search(m, sink, entries, max_tunnel)
+
+
+def route(
+    world: World,
+    start: Tile,
+    goal: Tile,
+    entries: frozenset[Direction],
+    *,
+    protected: frozenset[Tile] = frozenset(),
+    max_tunnel: int = 5,
+) -> list[BeltStep] | None:
+    """The cheapest isolated route from the belt-like entity at `start` (a source, a
+    belt end, one half of a splitter: whatever pushes items the way it faces) into the
+    belt-like tile `goal`, entering it moving one of `entries` (the caller knows which
+    entries connect: a splitter takes only from behind, a belt not head-on). Returns the
+    placements in flow order ([] if `start` already feeds `goal`), or None."""
+    return _search(_Map(world, start, protected), goal, entries, max_tunnel)
+
+
+def _search(m: _Map, goal: Tile, entries: frozenset[Direction], max_tunnel: int) -> list[BeltStep] | None:
+    """A* from `m.source` into `goal` (see the module docstring)."""
 
     def heuristic(x: int, y: int, facing: Direction) -> int:
         nx, ny = _ahead(x, y, facing)
-        return abs(nx - sink[0]) + abs(ny - sink[1])
+        return abs(nx - goal[0]) + abs(ny - goal[1])
 
-    nodes = [_Node(source[0], source[1], world.facing(*source), -1, (), 0)]
+    start = m.source
+    nodes = [_Node(start[0], start[1], m.world.facing(*start), -1, (), 0)]
     heap: list[tuple[int, int, int, int]] = [(heuristic(nodes[0].x, nodes[0].y, nodes[0].facing), 0, 0, 0)]
     seq = 1  # insertion counter: ties break by push order, which is deterministic
     closed: set[tuple[int, int, Direction]] = set()
-    goal_parent: dict[int, int] = {}  # goal node id -> the node that feeds the sink
+    goal_parent: dict[int, int] = {}  # goal node id -> the node that feeds the goal
 
     def push(node: _Node, h: int) -> None:
         nonlocal seq
@@ -198,10 +226,8 @@ def route_belt(
             continue
         closed.add(key)
         qx, qy = _ahead(node.x, node.y, node.facing)
-        if (qx, qy) == sink:
-            # head-on into the sink does not connect; beside a foreign side feeder only
-            # a straight entry keeps both lanes (flow from behind has priority)
-            if node.facing != sink_facing.opposite and (node.facing == sink_facing or not sink_side_fed):
+        if (qx, qy) == goal:
+            if node.facing in entries:
                 push(_Node(qx, qy, node.facing, nid, (), node.g), 0)
                 goal_parent[len(nodes) - 1] = nid
             continue

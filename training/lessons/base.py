@@ -11,6 +11,8 @@ from shared_schema.entities import Entity
 from shared_schema.world import World
 
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 8, 32, 11
+# Seeds kept out of training: evaluation uses the first 100 (any kind, any size).
+HELD_OUT_SEEDS = range(1_000_000_000, 1_000_100_000)
 
 
 @dataclass(frozen=True)
@@ -19,20 +21,23 @@ class Lesson:
 
     task: the world the agent starts from (markers, blocked tiles, protected entities);
     protected: tiles of `task` the agent must leave alone; solution: `task` plus the
-    reference entities; rates: the solution's per-sink rates (sinks row-major), which
-    are also the best this lesson expects, the normaliser of its score.
+    reference entities, or None for trials, which have no known layout; best: each
+    sink's best expected rate (sinks row-major), the normaliser of the score: the
+    solution's rates, or for trials an upper bound from the recipes and the grid.
     """
 
     kind: str
     seed: int
     task: World
     protected: frozenset[tuple[int, int]]
-    solution: World
-    rates: tuple[float, ...]
+    solution: World | None
+    best: tuple[float, ...]
 
     @property
     def solution_entities(self) -> list[tuple[Entity, int, int]]:
-        """(kind, x, y) of what the solution adds to the task."""
+        """(kind, x, y) of what the solution adds to the task (none for trials)."""
+        if self.solution is None:
+            return []
         before = set(self.task.entities())
         return [e for e in self.solution.entities() if e not in before]
 
@@ -66,5 +71,5 @@ def generate(kind: str, seed: int, size: int = DEFAULT_SIZE) -> Lesson:
     rng = np.random.default_rng([seed, sum(map(ord, kind))])
     task, protected, solution = KINDS[kind](rng, size)
     out, counts = sink_rates_batch(solution.data[None])
-    rates = tuple(float(r) for r in out[0, : counts[0]])
-    return Lesson(kind, seed, task, protected, solution, rates)
+    best = tuple(float(r) for r in out[0, : counts[0]])
+    return Lesson(kind, seed, task, protected, solution, best)
