@@ -29,7 +29,7 @@ class UnknownNameError(ValueError):
     """An item or recipe name the catalog does not know."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: its name indices are cached per catalog
 class Catalog:
     items: tuple[str, ...]  # items[0] == "" (none)
     recipes: tuple[Recipe | None, ...]  # recipes[0] is None (none)

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     print(render_grid(lesson.task))
     layout = expert_layout(lesson.task, lesson.protected)
     if layout is None:
+        if lesson.solution is None:
+            print("\nthe expert found no layout for this task")
+            return 1
         print("\nthe expert has no layout for this task yet; the lesson's reference solution:")
         layout = lesson.solution
     else:

@@ -102,7 +102,9 @@ class _Map:
             kind = Entity(int(ent[y, x]))
             facing = world.facing(x, y)
             end = UndergroundEnd(int(world.data[Channel.UNDERGROUND, y, x]))
-            if kind in (Entity.BELT, Entity.SPLITTER) or (kind == Entity.SOURCE and (x, y) != source):
+            if (x, y) == source:
+                continue  # the route's own start: what it points into is the route
+            if kind in (Entity.BELT, Entity.SPLITTER, Entity.SOURCE):
                 self.fed.add(_ahead(x, y, facing))
             elif kind == Entity.UNDERGROUND and end == UndergroundEnd.EXIT:
                 self.fed.add(_ahead(x, y, facing))
@@ -160,10 +162,11 @@ def route_belt(
 ) -> list[BeltStep] | None:
     """The cheapest belts and underground pairs carrying `source`'s items into `sink`.
 
-    `source` and `sink` are marker tiles. Returns the placements in flow order ([] if the
-    source already feeds the sink), or None if no isolated route exists."""
-    if world.entity(*source) != Entity.SOURCE:
-        raise ValueError(f"{source} is not a source marker")
+    `sink` is a sink marker; `source` a source marker or anything else that pushes items
+    the way it faces (a belt end, a splitter half). Returns the placements in flow order
+    ([] if the source already feeds the sink), or None if no isolated route exists."""
+    if not _pushes(world, *source):
+        raise ValueError(f"{source} is not a source marker or anything else that pushes items")
     if world.entity(*sink) != Entity.SINK:
         raise ValueError(f"{sink} is not a sink marker")
     m = _Map(world, source, protected)
@@ -260,6 +263,13 @@ def _search(m: _Map, goal: Tile, entries: frozenset[Direction], max_tunnel: int)
             if (found is not None and found[0] % 2 == f % 2) or (own is not None and own % 2 == f % 2):
                 break
     return None
+
+
+def _pushes(world: World, x: int, y: int) -> bool:
+    kind = world.entity(x, y)
+    if kind == Entity.UNDERGROUND:
+        return int(world.data[Channel.UNDERGROUND, y, x]) == UndergroundEnd.EXIT
+    return kind in (Entity.SOURCE, Entity.BELT, Entity.SPLITTER)
 
 
 def _buildable(m: _Map, occupied: set[Tile], x: int, y: int) -> bool:

@@ -8,7 +8,7 @@ belt, one machine) that show learning happens at all, and the belt routing lesso
 
 from __future__ import annotations
 
-from training.lessons import routing, sanity  # noqa: F401  (register their kinds)
+from training.lessons import machines, routing, sanity, splitters  # noqa: F401  (register their kinds)
 from training.lessons.base import KINDS, Lesson, generate, register
 
 __all__ = ["KINDS", "Lesson", "generate", "register"]

@@ -42,6 +42,23 @@ class Lesson:
         return [e for e in self.solution.entities() if e not in before]
 
 
+Tile = tuple[int, int]
+Built = tuple[World, frozenset[Tile], World]  # task, protected tiles, solution
+MAX_DRAWS = 200  # a lesson that needs more draws than this is a generator bug
+
+
+def draw_until_built(
+    rng: np.random.Generator, size: int, build: Callable[[np.random.Generator, int], Built | None]
+) -> Built:
+    """Call `build` (which returns None when its random draw has no solution) until it
+    builds a lesson."""
+    for _ in range(MAX_DRAWS):
+        lesson = build(rng, size)
+        if lesson is not None:
+            return lesson
+    raise RuntimeError(f"no solvable lesson in {MAX_DRAWS} draws on a {size}x{size} grid")
+
+
 Generator = Callable[[np.random.Generator, int], tuple[World, frozenset[tuple[int, int]], World]]
 KINDS: dict[str, Generator] = {}
 

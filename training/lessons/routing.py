@@ -11,8 +11,6 @@ Each generator redraws until the expert finds a route, so every lesson is solvab
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from shared_schema.catalog import load_catalog
@@ -20,17 +18,12 @@ from shared_schema.directions import Direction
 from shared_schema.entities import Entity
 from shared_schema.world import World
 from training.expert.routing import apply_route, route_belt
-from training.lessons.base import register
+from training.lessons.base import Built, Tile, draw_until_built, register
 
 ITEMS = ("iron-plate", "copper-plate", "iron-gear-wheel", "electronic-circuit")
-MAX_DRAWS = 200  # a lesson that needs more draws than this is a generator bug
 
 
-Tile = tuple[int, int]
-Built = tuple[World, frozenset[Tile], World]
-
-
-def _spot(
+def spot(
     world: World, rng: np.random.Generator, region: tuple[int, int, int, int]
 ) -> tuple[int, int, Direction] | None:
     """A free tile in `region` (x0, y0, x1, y1, upper bounds exclusive) and a facing whose
@@ -60,43 +53,40 @@ def _markers(
     """Place a source in columns `source_cols` and a sink in `sink_cols` (ranges, upper
     bound exclusive); their tiles, or None if no room was found."""
     size = task.width
-    src = _spot(task, rng, (source_cols[0], 0, source_cols[1], size))
+    src = spot(task, rng, (source_cols[0], 0, source_cols[1], size))
     if src is None:
         return None
     task.place(Entity.SOURCE, src[0], src[1], src[2], item)
-    dst = _spot(task, rng, (sink_cols[0], 0, sink_cols[1], size))
+    dst = spot(task, rng, (sink_cols[0], 0, sink_cols[1], size))
     if dst is None:
         return None
     task.place(Entity.SINK, dst[0], dst[1], dst[2], item)
     return (src[0], src[1]), (dst[0], dst[1])
 
 
-def _draw(rng: np.random.Generator, size: int, build: Callable[[np.random.Generator, int], Built | None]) -> Built:
-    for _ in range(MAX_DRAWS):
-        lesson = build(rng, size)
-        if lesson is not None:
-            return lesson
-    raise RuntimeError(f"no solvable lesson in {MAX_DRAWS} draws on a {size}x{size} grid")
-
-
-def _item(rng: np.random.Generator) -> int:
+def item_for(rng: np.random.Generator) -> int:
     return load_catalog().item_id(str(rng.choice(ITEMS)))
+
+
+def scatter_blocked(task: World, rng: np.random.Generator, below: int) -> None:
+    """Block fewer than `below` random tiles of `task` (fewer still where draws repeat)."""
+    for _ in range(int(rng.integers(0, below))):
+        x, y = int(rng.integers(task.width)), int(rng.integers(task.height))
+        if task.is_empty(x, y):
+            task.place(Entity.BLOCKED, x, y)
 
 
 @register("belt-routing")
 def belt_routing(rng: np.random.Generator, size: int) -> Built:
     def build(rng: np.random.Generator, size: int) -> Built | None:
         task = World.empty(size, size)
-        for _ in range(int(rng.integers(0, size * size // 6))):
-            x, y = int(rng.integers(size)), int(rng.integers(size))
-            if task.is_empty(x, y):
-                task.place(Entity.BLOCKED, x, y)
-        ends = _markers(task, rng, _item(rng), (0, size), (0, size))
+        scatter_blocked(task, rng, size * size // 6)
+        ends = _markers(task, rng, item_for(rng), (0, size), (0, size))
         if ends is None or abs(ends[0][0] - ends[1][0]) + abs(ends[0][1] - ends[1][1]) < 3:
             return None
         return _finish(task, ends[0], ends[1])
 
-    return _draw(rng, size, build)
+    return draw_until_built(rng, size, build)
 
 
 @register("belt-wall")
@@ -108,12 +98,12 @@ def belt_wall(rng: np.random.Generator, size: int) -> Built:
         for x in range(x0, x0 + thick):
             for y in range(size):
                 task.place(Entity.BLOCKED, x, y)
-        ends = _markers(task, rng, _item(rng), (0, x0 - 1), (x0 + thick + 1, size))
+        ends = _markers(task, rng, item_for(rng), (0, x0 - 1), (x0 + thick + 1, size))
         if ends is None:
             return None
         return _finish(task, ends[0], ends[1])
 
-    lesson = _draw(rng, size, build)
+    lesson = draw_until_built(rng, size, build)
     if rng.random() < 0.5:  # the wall runs across the other axis half the time
         lesson = (lesson[0].rotated(), lesson[1], lesson[2].rotated())
     return lesson
@@ -125,18 +115,18 @@ def belt_crossing(rng: np.random.Generator, size: int) -> Built:
         task = World.empty(size, size)
         # the protected line runs north to south down column x0, already working
         x0 = int(rng.integers(3, size - 3))
-        line_item = _item(rng)
+        line_item = item_for(rng)
         task.place(Entity.SOURCE, x0, 0, Direction.SOUTH, line_item)
         for y in range(1, size - 1):
             task.place(Entity.BELT, x0, y, Direction.SOUTH)
         task.place(Entity.SINK, x0, size - 1, Direction.SOUTH, line_item)
         protected = frozenset((x0, y) for y in range(size))
-        ends = _markers(task, rng, _item(rng), (0, x0 - 1), (x0 + 2, size))
+        ends = _markers(task, rng, item_for(rng), (0, x0 - 1), (x0 + 2, size))
         if ends is None:
             return None
         return _finish(task, ends[0], ends[1], protected=protected)
 
-    lesson = _draw(rng, size, build)
+    lesson = draw_until_built(rng, size, build)
     if rng.random() < 0.5:
         task, protected, solution = lesson
         turned = frozenset((size - 1 - y, x) for x, y in protected)

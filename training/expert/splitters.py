@@ -1,0 +1,129 @@
+"""Splitting and merging for the expert.
+
+- `plan_split`: one source into two sinks through a splitter. Splitter positions are
+  tried cheapest first (belt distance from the source to its input plus from its
+  outputs to the sinks); the first whose three routes all fit is kept.
+- `plan_merge`: two sources that no belt can take from (each faces a blocked tile or
+  the edge of the grid) into one sink: an inserter arm picks from each source onto a
+  belt end; the first belt runs into the sink, the second joins it from the side.
+"""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+from shared_schema.directions import Direction
+from shared_schema.entities import Entity, footprint
+from shared_schema.world import World
+from training.expert.machines import Arm, _belt_end
+from training.expert.routing import apply_route, route, route_belt
+
+Tile = tuple[int, int]
+CANDIDATE_SPLITTERS = 24  # splitter positions `plan_split` tries before giving up
+
+
+def _dist(a: Tile, b: Tile) -> int:
+    return abs(a[0] - b[0]) + abs(a[1] - b[1])
+
+
+def splitter_halves(x: int, y: int, facing: Direction) -> list[Tile]:
+    """The two tiles of a splitter anchored at (x, y)."""
+    w, h = footprint(Entity.SPLITTER, facing)
+    return [(x + dx, y + dy) for dy in range(h) for dx in range(w)]
+
+
+def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozenset[Tile] = frozenset()) -> World | None:
+    """The expert's layout carrying `source` through one splitter into both `sinks`."""
+    candidates = []
+    for facing in Direction:
+        w, h = footprint(Entity.SPLITTER, facing)
+        for y in range(task.height - h + 1):
+            for x in range(task.width - w + 1):
+                halves = splitter_halves(x, y, facing)
+                if not all(task.is_empty(*t) and t not in protected for t in halves):
+                    continue
+                outs = [(hx + facing.dx, hy + facing.dy) for hx, hy in halves]
+                for k, (hx, hy) in enumerate(halves):
+                    behind = (hx - facing.dx, hy - facing.dy)
+                    ahead = min(_dist(outs[0], a) + _dist(outs[1], b) for a, b in (sinks, sinks[::-1]))
+                    cost = _dist(source, behind) + ahead
+                    candidates.append((cost, y, x, int(facing), k))
+    candidates.sort()
+    for _, y, x, f, k in candidates[:CANDIDATE_SPLITTERS]:
+        facing = Direction(f)
+        world = task.copy()
+        world.place(Entity.SPLITTER, x, y, facing)
+        halves = splitter_halves(x, y, facing)
+        steps = route(world, source, halves[k], frozenset({facing}), protected=protected)
+        if steps is None:
+            continue
+        apply_route(world, steps)
+        for order in permutations(sinks):
+            done = world.copy()
+            for half, sink in zip(halves, order, strict=True):
+                out = route_belt(done, half, sink, protected=protected)
+                if out is None:
+                    break
+                apply_route(done, out)
+            else:
+                return done
+    return None
+
+
+def _arms_from(world: World, source: Tile) -> list[Arm]:
+    """Arms that pick from `source` (a 1x1 entity) and drop away from it, on the grid,
+    plain before long-handed."""
+    arms = []
+    for kind, start in ((Entity.INSERTER, 1), (Entity.LONG_INSERTER, 2)):
+        for side in Direction:
+            arm = Arm(kind, (source[0] + start * side.dx, source[1] + start * side.dy), side)
+            if all(world.is_empty(*t) for t in arm.tiles()):
+                arms.append(arm)
+    return arms
+
+
+def _arm_onto_belt(world: World, arm: Arm, toward: Tile, protected: frozenset[Tile]) -> list[World]:
+    """`world` with the arm placed and a belt end on its drop tile, one world per belt
+    facing, the facings nearest `toward` first."""
+    worlds = []
+    ox, oy = arm.outer
+    facings = sorted(
+        (arm.outward, arm.outward.turned(-1), arm.outward.turned(1)),
+        key=lambda f: _dist((ox + f.dx, oy + f.dy), toward),
+    )
+    for facing in facings:
+        trial = world.copy()
+        trial.place(arm.kind, *arm.tile, arm.outward)
+        if _belt_end(trial, arm.outer, facing, protected):
+            worlds.append(trial)
+    return worlds
+
+
+def plan_merge(task: World, sources: list[Tile], sink: Tile, protected: frozenset[Tile] = frozenset()) -> World | None:
+    """The expert's layout bringing both (belt-less) `sources` into `sink`."""
+    first, second = sorted(sources, key=lambda s: _dist(s, sink))
+    for arm in sorted(_arms_from(task, first), key=lambda a: (_dist(a.outer, sink), a.reach)):
+        for world in _arm_onto_belt(task, arm, sink, protected):
+            steps = route_belt(world, arm.outer, sink, protected=protected)
+            if steps is None:
+                continue
+            apply_route(world, steps)
+            joined = _join(world, second, [arm.outer, *((s.x, s.y) for s in steps if s.kind == Entity.BELT)], protected)
+            if joined is not None:
+                return joined
+    return None
+
+
+def _join(world: World, source: Tile, line: list[Tile], protected: frozenset[Tile]) -> World | None:
+    """`world` plus an arm from `source` and a belt that side-loads onto a tile of `line`."""
+    for arm in sorted(_arms_from(world, source), key=lambda a: (min(_dist(a.outer, t) for t in line), a.reach)):
+        nearest = min(line, key=lambda t: _dist(arm.outer, t))
+        for trial in _arm_onto_belt(world, arm, nearest, protected):
+            for tile in sorted(line, key=lambda t: _dist(arm.outer, t)):
+                along = trial.facing(*tile)
+                entries = frozenset({along.turned(-1), along.turned(1)})
+                steps = route(trial, arm.outer, tile, entries, protected=protected)
+                if steps is not None:
+                    apply_route(trial, steps)
+                    return trial
+    return None
