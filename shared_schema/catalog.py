@@ -59,6 +59,10 @@ class Catalog:
             raise UnknownNameError(f"recipe id {index} is not a recipe")
         return recipe
 
+    def recipe_making(self, item: str) -> int | None:
+        """Id of the recipe whose main product is `item`, or None if no recipe makes it."""
+        return self._product_index.get(item)
+
     @property
     def _item_index(self) -> dict[str, int]:
         return _indices(self)[0]

@@ -27,13 +27,19 @@ def test_prints_task_layout_and_score() -> None:
 
 
 def test_says_so_when_it_has_no_layout() -> None:
-    result = run("--kind", "one-machine", "--seed", "1")
+    result = run("--kind", "trial-3", "--seed", "0")  # a chain of three that does not fit its markers
     assert result.returncode == 0
-    assert "the expert has no layout for this task yet" in result.stdout
+    assert "the expert found no layout for this task: score 0.000 (upper bound" in result.stdout
 
 
-def test_the_expert_solves_every_routing_lesson_it_generated() -> None:
-    for kind in ("belt-routing", "belt-wall", "belt-crossing"):
+def test_trials_are_scored_against_their_upper_bound() -> None:
+    result = run("--kind", "trial-2", "--seed", "0")
+    assert result.returncode == 0, result.stderr
+    assert "expert layout:" in result.stdout and "(upper bound " in result.stdout
+
+
+def test_the_expert_solves_every_lesson_it_generated() -> None:
+    for kind in ("belt-routing", "belt-wall", "belt-crossing", "split", "merge"):
         for seed in range(10):
             lesson = generate(kind, seed)
             layout = expert_layout(lesson.task, lesson.protected)

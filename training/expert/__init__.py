@@ -1,29 +1,58 @@
-"""The expert planner: hand-written layout builders (belt routing first) that generate
-lesson solutions and set the baseline the learned policy must beat."""
+"""The expert planner: hand-written layout builders that generate lesson solutions, teach
+the policy by example, and set the baseline it must beat.
+
+`expert_layout(task, protected)` reads what the task asks from its open markers (the
+sources and sinks not in `protected`) and calls the builder for it:
+- one source, one sink of the same item: an A* belt route (routing.py);
+- one source, two sinks: a splitter (splitters.py);
+- two sources, one sink: inserters from both onto one belt (splitters.py);
+- a sink whose item the sources do not carry: a chain of assembling machines making
+  it from them (machines.py).
+"""
 
 from __future__ import annotations
 
+from shared_schema.catalog import load_catalog
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
+from training.expert.machines import infer_chain, plan_chain
 from training.expert.routing import apply_route, route_belt
+from training.expert.splitters import plan_merge, plan_split
+
+Tile = tuple[int, int]
 
 
-def expert_layout(task: World, protected: frozenset[tuple[int, int]] = frozenset()) -> World | None:
-    """The expert's layout for `task`, or None when it has none: it routes the one
-    unprotected source to the one unprotected sink, when both carry the same item."""
+def expert_layout(task: World, protected: frozenset[Tile] = frozenset()) -> World | None:
+    """The expert's layout for `task`, or None when it has none."""
+    catalog = load_catalog()
 
-    def open_markers(kind: Entity) -> list[tuple[int, int]]:
-        return [(x, y) for k, x, y in task.entities() if k == kind and (x, y) not in protected]
+    def open_markers(kind: Entity) -> list[tuple[Tile, str]]:
+        return [
+            ((x, y), catalog.items[int(task.data[Channel.ITEM, y, x])])
+            for k, x, y in task.entities()
+            if k == kind and (x, y) not in protected
+        ]
 
     sources, sinks = open_markers(Entity.SOURCE), open_markers(Entity.SINK)
-    if len(sources) != 1 or len(sinks) != 1:
+    if not sources or not sinks:
         return None
-    (sx, sy), (kx, ky) = sources[0], sinks[0]
-    if task.data[Channel.ITEM, sy, sx] != task.data[Channel.ITEM, ky, kx]:
+    source_items = [item for _, item in sources]
+    if len(sinks) == 1 and sinks[0][1] not in source_items:
+        chain = infer_chain(sinks[0][1], source_items)
+        if chain is None:
+            return None
+        return plan_chain(task, chain, {item: tile for tile, item in sources}, sinks[0][0], protected)
+    if len({item for _, item in sources + sinks}) != 1:
         return None
-    steps = route_belt(task, (sx, sy), (kx, ky), protected=protected)
-    if steps is None:
-        return None
-    layout = task.copy()
-    apply_route(layout, steps)
-    return layout
+    if len(sources) == 1 and len(sinks) == 1:
+        steps = route_belt(task, sources[0][0], sinks[0][0], protected=protected)
+        if steps is None:
+            return None
+        layout = task.copy()
+        apply_route(layout, steps)
+        return layout
+    if len(sources) == 1 and len(sinks) == 2:
+        return plan_split(task, sources[0][0], [tile for tile, _ in sinks], protected)
+    if len(sources) == 2 and len(sinks) == 1:
+        return plan_merge(task, [tile for tile, _ in sources], sinks[0][0], protected)
+    return None

@@ -2,8 +2,9 @@
 
     python -m training.expert --kind belt-wall --seed 3 [--size 11]
 
-The expert so far routes belts (one source to one sink of the same item); for other
-tasks it says it has no layout, and the lesson's reference solution is shown instead.
+The score is the layout's sink rates against the lesson's reference solution, or for
+trials against their upper bound. When the expert finds no layout it says so (and shows
+the reference solution, if the lesson has one).
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"task ({args.kind}, seed {args.seed}):")
     print(render_grid(lesson.task))
     layout = expert_layout(lesson.task, lesson.protected)
+    normaliser = "upper bound" if lesson.solution is None else "reference"
+    best = ", ".join(f"{r:.4g}/s" for r in lesson.best)
     if layout is None:
-        if lesson.solution is None:
-            print("\nthe expert found no layout for this task")
-            return 1
-        print("\nthe expert has no layout for this task yet; the lesson's reference solution:")
-        layout = lesson.solution
-    else:
-        print("\nexpert layout:")
+        print(f"\nthe expert found no layout for this task: score 0.000 ({normaliser} {best})")
+        if lesson.solution is not None:
+            print("\nthe lesson's reference solution:")
+            print(render_grid(lesson.solution))
+        return 0
+    print("\nexpert layout:")
     print(render_grid(layout))
     rates = simulate(layout).rates
-    print(f"\nsinks: {', '.join(f'{r:.4g}/s' for r in rates)}  score {power_mean_score(rates, list(lesson.best)):.3f}")
+    score = power_mean_score(rates, list(lesson.best))
+    print(f"\nsinks: {', '.join(f'{r:.4g}/s' for r in rates)} ({normaliser} {best})  score {score:.3f}")
     return 0
 
 

@@ -6,21 +6,28 @@ further out (dropping onto its edge). Its *outer* tile is where it picks (an inp
 or drops (the output arm). `build_machine` places a machine and its arms and joins
 every outer tile to its marker: the marker itself when it stands there, else a belt
 end on the outer tile and a belt route (routing.py) between it and the marker.
-`plan_machine` searches machine positions and arms for a task given only markers.
+`plan_chain` searches machine positions and arms for a task given only markers:
+one machine, or a line of machines each making an ingredient of the one before.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 
+import numpy as np
+
+from shared_schema.catalog import load_catalog
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, PlacementError, World
 from training.expert.routing import apply_route, route, route_belt
+from training.sim import sink_rates_batch
 
 Tile = tuple[int, int]
 MACHINE_SIZE = 3
-CANDIDATE_ANCHORS = 12  # machine positions `plan_machine` tries, nearest to the markers first
+CANDIDATE_ANCHORS = 12  # first-machine positions `plan_chain` tries, nearest to the markers first
+MAX_CHAIN = 3  # recipes in the longest chain the expert builds
 
 
 @dataclass(frozen=True)
@@ -77,27 +84,33 @@ def _belt_end(world: World, tile: Tile, facing: Direction, protected: frozenset[
     return True
 
 
-def build_machine(
+def build_machines(
     task: World,
-    recipe: int,
-    anchor: Tile,
+    machines: list[tuple[int, Tile]],
     inputs: list[tuple[Arm, Tile]],
     output: tuple[Arm, Tile],
+    links: tuple[Arm, ...] = (),
     protected: frozenset[Tile] = frozenset(),
 ) -> World | None:
-    """`task` plus a machine making `recipe` at `anchor`, each input arm fed from its
-    source tile and the output arm delivering into the sink tile; None if something
-    does not fit or a route cannot be found. `task` is left as it was."""
+    """`task` plus machines ((recipe, anchor) each), each input arm fed from its source
+    tile, the output arm delivering into the sink tile, and `links` (inserters that
+    hand one machine's products straight into the next, moving items `outward`); None
+    if something does not fit or a route cannot be found. `task` is left as it was."""
     world = task.copy()
     try:
-        world.place(Entity.ASSEMBLER, anchor[0], anchor[1], Direction.NORTH, recipe)
+        for recipe, anchor in machines:
+            world.place(Entity.ASSEMBLER, anchor[0], anchor[1], Direction.NORTH, recipe)
+        for arm in links:
+            world.place(arm.kind, *arm.tile, arm.outward)
         for arm, _ in inputs:
             world.place(arm.kind, *arm.tile, arm.outward.opposite)
         out_arm, sink = output
         world.place(out_arm.kind, *out_arm.tile, out_arm.outward)
     except PlacementError:
         return None
-    if any(t in protected for arm, _ in [*inputs, output] for t in arm.tiles()):
+    if any(t in protected for arm, _ in [*inputs, output] for t in arm.tiles()) or any(
+        t in protected for arm in links for t in arm.tiles()
+    ):
         return None
     # belt ends first, so no route runs over a tile an arm still needs
     pending: list[tuple[Tile, Tile]] = []
@@ -140,52 +153,128 @@ def _output_belt(world: World, arm: Arm, sink: Tile, protected: frozenset[Tile])
     return False
 
 
-def choose_arms(world: World, anchor: Tile, targets: list[Tile], taken: set[Tile] | None = None) -> list[Arm] | None:
-    """One arm per target tile (the marker it connects to), each the free slot whose outer
-    tile is nearest its target (the target itself when it is right there), plain
-    inserters before long-handed ones at equal distance; None if the slots run out."""
+def choose_arms(
+    world: World, anchor: Tile, targets: list[Tile], taken: set[Tile] | None = None, long_first: bool = False
+) -> list[Arm] | None:
+    """One arm per target tile (the marker it connects to): the free slot whose outer tile
+    is nearest its target (the target itself when it is right there), plain inserters
+    first at equal distance; or with `long_first`, long-handed inserters (faster, but
+    often a longer belt) wherever one fits. None if the slots run out."""
     used = set(taken or ())
     chosen = []
     slots = [a for a in arm_slots(anchor) if all(_on_grid(world, t) for t in a.tiles())]
     for target in targets:
-        best: tuple[int, int, Arm] | None = None
+        best: tuple[tuple[int, int], Arm] | None = None
         for arm in slots:
             if arm.tile in used or arm.outer in used:
                 continue
             if not world.is_empty(*arm.tile) or (arm.outer != target and not world.is_empty(*arm.outer)):
                 continue
             distance = abs(arm.outer[0] - target[0]) + abs(arm.outer[1] - target[1])
-            key = (distance, arm.reach)
-            if best is None or key < best[:2]:
-                best = (distance, arm.reach, arm)
+            key = (-arm.reach, distance) if long_first else (distance, arm.reach)
+            if best is None or key < best[0]:
+                best = (key, arm)
         if best is None:
             return None
-        chosen.append(best[2])
-        used.update(best[2].tiles())
+        chosen.append(best[1])
+        used.update(best[1].tiles())
     return chosen
 
 
-def plan_machine(
-    task: World, recipe: int, sources: list[Tile], sink: Tile, protected: frozenset[Tile] = frozenset()
+def infer_chain(sink_item: str, source_items: list[str]) -> list[int] | None:
+    """The recipe chain making `sink_item` from `source_items` (product's recipe first,
+    each next one making the one ingredient of the one before that no source carries),
+    or None when there is no such chain (an ingredient nothing makes, or a recipe with
+    two ingredients to make: a tree the expert does not build)."""
+    catalog = load_catalog()
+    chain: list[int] = []
+    wanted = sink_item
+    while True:
+        recipe_id = catalog.recipe_making(wanted)
+        if recipe_id is None or recipe_id in chain or len(chain) == MAX_CHAIN:
+            return None
+        chain.append(recipe_id)
+        missing = [name for name, _ in catalog.recipe(recipe_id).ingredients if name not in source_items]
+        if not missing:
+            return chain
+        if len(missing) > 1:
+            return None
+        wanted = missing[0]
+
+
+def plan_chain(
+    task: World, chain: list[int], sources: dict[str, Tile], sink: Tile, protected: frozenset[Tile] = frozenset()
 ) -> World | None:
-    """The expert's layout of one machine making `recipe`, fed from `sources` (one per
-    ingredient) and delivering into `sink`: machine positions nearest the markers first,
-    the first that wires up is kept; None if none does."""
-    markers = [*sources, sink]
+    """The expert's layout of one machine per recipe of `chain` in a line, each handing
+    its products to the one before by an inserter across a one-tile gap, fed from
+    `sources` (item -> source tile) and the first delivering into `sink`. Tries root
+    positions nearest the markers first and each way of turning the line; None if none
+    wires up."""
+    found = [_first_chain(task, chain, sources, sink, protected, long_first) for long_first in (False, True)]
+    layouts = [layout for layout in found if layout is not None]
+    if not layouts:
+        return None
+    rates, counts = sink_rates_batch(np.stack([layout.data for layout in layouts]))
+    # the faster layout, or the one with fewer entities when they are as fast
+    return max(layouts, key=lambda w: (round(float(rates[layouts.index(w), 0]), 9), -len(w.entities())))
+
+
+def _first_chain(
+    task: World, chain: list[int], sources: dict[str, Tile], sink: Tile, protected: frozenset[Tile], long_first: bool
+) -> World | None:
+    catalog = load_catalog()
+    markers = [*sources.values(), sink]
+    for _, y, x in _free_anchors(task, markers)[:CANDIDATE_ANCHORS]:
+        for turns in product(Direction, repeat=len(chain) - 1):
+            anchors = [(x, y)]
+            for d in turns:  # each next machine sits 4 tiles (3 wide plus the gap) further on
+                anchors.append((anchors[-1][0] + 4 * d.dx, anchors[-1][1] + 4 * d.dy))
+            if not all(_machine_fits(task, a, protected) for a in anchors) or len(set(anchors)) < len(anchors):
+                continue
+            links = tuple(_link(child, d.opposite) for child, d in zip(anchors[1:], turns, strict=True))
+            taken = {t for a in anchors for t in _machine_tiles(a)} | {arm.tile for arm in links}
+            inputs: list[tuple[Arm, Tile]] = []
+            for recipe_id, anchor in zip(chain, anchors, strict=True):
+                leaves = [sources[n] for n, _ in catalog.recipe(recipe_id).ingredients if n in sources]
+                arms = choose_arms(task, anchor, leaves, taken, long_first)
+                if arms is None:
+                    break
+                inputs += zip(arms, leaves, strict=True)
+                taken.update(t for arm in arms for t in arm.tiles())
+            else:
+                out = choose_arms(task, anchors[0], [sink], taken, long_first)
+                if out is None:
+                    continue
+                machines = list(zip(chain, anchors, strict=True))
+                layout = build_machines(task, machines, inputs, (out[0], sink), links, protected)
+                if layout is not None:
+                    return layout
+    return None
+
+
+def _machine_tiles(anchor: Tile) -> list[Tile]:
+    return [(anchor[0] + dx, anchor[1] + dy) for dy in range(MACHINE_SIZE) for dx in range(MACHINE_SIZE)]
+
+
+def _machine_fits(task: World, anchor: Tile, protected: frozenset[Tile]) -> bool:
+    return all(task.is_empty(*t) and t not in protected for t in _machine_tiles(anchor))
+
+
+def _link(child: Tile, toward: Direction) -> Arm:
+    """The inserter in the middle of `child`'s side facing `toward` (where the next
+    machine stands, one tile away), moving the child's products into it."""
+    cx, cy = child[0] + 1, child[1] + 1
+    return Arm(Entity.INSERTER, (cx + 2 * toward.dx, cy + 2 * toward.dy), toward)
+
+
+def _free_anchors(task: World, markers: list[Tile]) -> list[tuple[int, int, int]]:
+    """(distance to the markers, y, x) of every free machine position, nearest first."""
     anchors = []
     for y in range(task.height - MACHINE_SIZE + 1):
         for x in range(task.width - MACHINE_SIZE + 1):
-            if task.data[Channel.ENTITY, y : y + 3, x : x + 3].any():
+            if task.data[Channel.ENTITY, y : y + MACHINE_SIZE, x : x + MACHINE_SIZE].any():
                 continue
             cx, cy = x + 1, y + 1
             anchors.append((sum(abs(cx - mx) + abs(cy - my) for mx, my in markers), y, x))
     anchors.sort()
-    for _, y, x in anchors[:CANDIDATE_ANCHORS]:
-        arms = choose_arms(task, (x, y), markers)
-        if arms is None:
-            continue
-        inputs = list(zip(arms[:-1], sources, strict=True))
-        layout = build_machine(task, recipe, (x, y), inputs, (arms[-1], sink), protected)
-        if layout is not None:
-            return layout
-    return None
+    return anchors

@@ -59,25 +59,30 @@ def draw_until_built(
     raise RuntimeError(f"no solvable lesson in {MAX_DRAWS} draws on a {size}x{size} grid")
 
 
-Generator = Callable[[np.random.Generator, int], tuple[World, frozenset[tuple[int, int]], World]]
+Posed = tuple[World, tuple[float, ...]]  # a trial: task (markers only), each sink's upper bound
+Generator = Callable[[np.random.Generator, int], Built | Posed]
 KINDS: dict[str, Generator] = {}
+TRIAL_KINDS: set[str] = set()  # kinds with no known layout, scored against an upper bound
 
 
-def register(kind: str) -> Callable[[Generator], Generator]:
-    """Register a generator: (rng, size) -> (task, protected tiles, solution)."""
+def register(kind: str, *, trial: bool = False) -> Callable[[Generator], Generator]:
+    """Register a generator: (rng, size) -> (task, protected tiles, solution), or for a
+    trial (rng, size) -> (task, per-sink upper bounds)."""
 
     def add(generator: Generator) -> Generator:
         if kind in KINDS:
             raise ValueError(f"lesson kind {kind!r} is registered twice")
         KINDS[kind] = generator
+        if trial:
+            TRIAL_KINDS.add(kind)
         return generator
 
     return add
 
 
 def generate(kind: str, seed: int, size: int = DEFAULT_SIZE) -> Lesson:
-    """The lesson of `kind` for `seed` on a `size` x `size` grid; its rates come from
-    simulating the solution in the mimic."""
+    """The lesson of `kind` for `seed` on a `size` x `size` grid; its best rates come
+    from simulating the solution in the mimic (trials bring their own bounds)."""
     from training.sim import sink_rates_batch
 
     if kind not in KINDS:
@@ -86,7 +91,11 @@ def generate(kind: str, seed: int, size: int = DEFAULT_SIZE) -> Lesson:
         raise ValueError(f"lesson grids are {MIN_SIZE} to {MAX_SIZE} tiles a side, not {size}")
     # one stream per (kind, seed): kinds never share random numbers
     rng = np.random.default_rng([seed, sum(map(ord, kind))])
-    task, protected, solution = KINDS[kind](rng, size)
+    made = KINDS[kind](rng, size)
+    if len(made) == 2:
+        task, bounds = made
+        return Lesson(kind, seed, task, frozenset(), None, bounds)
+    task, protected, solution = made
     out, counts = sink_rates_batch(solution.data[None])
     best = tuple(float(r) for r in out[0, : counts[0]])
     return Lesson(kind, seed, task, protected, solution, best)

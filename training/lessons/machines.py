@@ -19,7 +19,7 @@ from shared_schema.catalog import load_catalog
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
-from training.expert.machines import Arm, arm_slots, build_machine
+from training.expert.machines import Arm, arm_slots, build_machines
 from training.expert.routing import apply_route, route, route_belt
 from training.lessons.base import Built, Tile, draw_until_built, register
 
@@ -102,7 +102,7 @@ def machine(rng: np.random.Generator, size: int) -> Built:
         if sink is None:
             return None
         inputs = list(zip(arms[:-1], sources, strict=True))
-        solution = build_machine(task, recipe_id, anchor, inputs, (arms[-1], sink))
+        solution = build_machines(task, [(recipe_id, anchor)], inputs, (arms[-1], sink))
         return None if solution is None else (task, frozenset(), solution)
 
     return draw_until_built(rng, size, build)
