@@ -128,13 +128,9 @@ class World:
 
     def entities(self) -> list[tuple[Entity, int, int]]:
         """(kind, x, y) of every entity by its anchor, row-major."""
-        found: list[tuple[Entity, int, int]] = []
-        for y in range(self.height):
-            for x in range(self.width):
-                kind = self.entity(x, y)
-                if kind != Entity.EMPTY and self.data[Channel.PART, y, x] == 0:
-                    found.append((kind, x, y))
-        return found
+        ent = self.data[Channel.ENTITY]
+        ys, xs = np.nonzero((ent != Entity.EMPTY) & (self.data[Channel.PART] == 0))  # row-major order
+        return [(Entity(int(ent[y, x])), int(x), int(y)) for y, x in zip(ys, xs, strict=True)]
 
     def rotated(self) -> World:
         """This world turned a quarter clockwise (a tile at (x, y) goes to (H-1-y, x))."""

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from itertools import permutations
 
+import numpy as np
+
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity, footprint
-from shared_schema.world import World
+from shared_schema.world import Channel, World
 from training.expert.machines import Arm, _belt_end
 from training.expert.routing import apply_route, route, route_belt
 
 Tile = tuple[int, int]
+UNREACHABLE = 1 << 30  # the cost of a splitter position whose outputs cannot reach the sinks
 CANDIDATE_SPLITTERS = 24  # splitter positions `plan_split` tries before giving up
 
 
@@ -34,20 +37,38 @@ def splitter_halves(x: int, y: int, facing: Direction) -> list[Tile]:
 
 def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozenset[Tile] = frozenset()) -> World | None:
     """The expert's layout carrying `source` through one splitter into both `sinks`."""
+    H, W = task.height, task.width
+    # open[y + 1, x + 1]: a route may use (x, y); the border is closed
+    open_ = np.zeros((H + 2, W + 2), bool)
+    open_[1:-1, 1:-1] = (task.data[Channel.ENTITY] == Entity.EMPTY) & (task.data[Channel.BUILDABLE] == 1)
+    for x, y in protected:
+        open_[y + 1, x + 1] = False
+
+    def usable(xs: np.ndarray, ys: np.ndarray, target: Tile) -> np.ndarray:
+        """Which tiles a route may use, or end at (`target`, the marker it runs to)."""
+        return open_[ys + 1, xs + 1] | ((xs == target[0]) & (ys == target[1]))
+
+    def dist(xs: np.ndarray, ys: np.ndarray, target: Tile) -> np.ndarray:
+        return np.abs(xs - target[0]) + np.abs(ys - target[1])
+
     candidates = []
     for facing in Direction:
         w, h = footprint(Entity.SPLITTER, facing)
-        for y in range(task.height - h + 1):
-            for x in range(task.width - w + 1):
-                halves = splitter_halves(x, y, facing)
-                if not all(task.is_empty(*t) and t not in protected for t in halves):
-                    continue
-                outs = [(hx + facing.dx, hy + facing.dy) for hx, hy in halves]
-                for k, (hx, hy) in enumerate(halves):
-                    behind = (hx - facing.dx, hy - facing.dy)
-                    ahead = min(_dist(outs[0], a) + _dist(outs[1], b) for a, b in (sinks, sinks[::-1]))
-                    cost = _dist(source, behind) + ahead
-                    candidates.append((cost, y, x, int(facing), k))
+        free = open_[1:-1, 1:-1]
+        ys, xs = np.nonzero(free[: H - h + 1, : W - w + 1] & free[h - 1 :, w - 1 :])
+        halves = [(xs, ys), (xs + w - 1, ys + h - 1)]  # the second half is east or south of the anchor
+        (ax, ay), (bx, by) = [(hx + facing.dx, hy + facing.dy) for hx, hy in halves]  # output tiles
+        ahead = np.full(xs.shape, UNREACHABLE)
+        for a, b in (sinks, sinks[::-1]):
+            fits = usable(ax, ay, a) & usable(bx, by, b)
+            ahead = np.where(fits, np.minimum(ahead, dist(ax, ay, a) + dist(bx, by, b)), ahead)
+        for k, (hx, hy) in enumerate(halves):
+            behind_x, behind_y = hx - facing.dx, hy - facing.dy
+            ok = usable(behind_x, behind_y, source) & (ahead < UNREACHABLE)
+            cost = dist(behind_x, behind_y, source) + ahead
+            candidates += [
+                (int(c), int(y), int(x), int(facing), k) for c, y, x in zip(cost[ok], ys[ok], xs[ok], strict=True)
+            ]
     candidates.sort()
     for _, y, x, f, k in candidates[:CANDIDATE_SPLITTERS]:
         facing = Direction(f)
