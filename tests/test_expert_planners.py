@@ -72,3 +72,16 @@ def test_tasks_it_cannot_read_get_no_layout() -> None:
     assert expert_layout(two_items) is None  # copper plate is not made from iron plate
     no_sink = world_of("S> .. .. ..", [(0, 0, "iron-plate")])
     assert expert_layout(no_sink) is None
+
+
+def test_the_expert_builds_rows_where_they_make_more() -> None:
+    scores = []
+    for seed in range(8):
+        lesson = generate("machine-row", seed)
+        layout = expert_layout(lesson.task, lesson.protected)
+        assert layout is not None
+        scores.append(score_layout(lesson, layout))
+        machines = sum(k == Entity.ASSEMBLER for k, _, _ in layout.entities())
+        if scores[-1] > 0.75:
+            assert machines >= 2, seed
+    assert sum(scores) / len(scores) > 0.8

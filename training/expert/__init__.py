@@ -7,7 +7,8 @@ sources and sinks not in `protected`) and calls the builder for it:
 - one source, two sinks: a splitter (splitters.py);
 - two sources, one sink: inserters from both onto one belt (splitters.py);
 - a sink whose item the sources do not carry: a chain of assembling machines making
-  it from them (machines.py).
+  it from them, or for a single recipe of 1 or 2 ingredients a row of machines if
+  that makes more (machines.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from shared_schema.catalog import load_catalog
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
-from training.expert.machines import infer_chain, plan_chain
+from training.expert.machines import fastest, infer_chain, plan_chain, plan_row
 from training.expert.routing import apply_route, route_belt
 from training.expert.splitters import plan_merge, plan_split
 
@@ -41,7 +42,11 @@ def expert_layout(task: World, protected: frozenset[Tile] = frozenset()) -> Worl
         chain = infer_chain(sinks[0][1], source_items)
         if chain is None:
             return None
-        return plan_chain(task, chain, {item: tile for tile, item in sources}, sinks[0][0], protected)
+        by_item = {item: tile for tile, item in sources}
+        layouts = [plan_chain(task, chain, by_item, sinks[0][0], protected)]
+        if len(chain) == 1:  # one recipe: a row of machines may make more
+            layouts.append(plan_row(task, chain[0], by_item, sinks[0][0], protected))
+        return fastest([layout for layout in layouts if layout is not None])
     if len({item for _, item in sources + sinks}) != 1:
         return None
     if len(sources) == 1 and len(sinks) == 1:

@@ -211,12 +211,7 @@ def plan_chain(
     positions nearest the markers first and each way of turning the line; None if none
     wires up."""
     found = [_first_chain(task, chain, sources, sink, protected, long_first) for long_first in (False, True)]
-    layouts = [layout for layout in found if layout is not None]
-    if not layouts:
-        return None
-    rates, counts = sink_rates_batch(np.stack([layout.data for layout in layouts]))
-    # the faster layout, or the one with fewer entities when they are as fast
-    return max(layouts, key=lambda w: (round(float(rates[layouts.index(w), 0]), 9), -len(w.entities())))
+    return fastest([layout for layout in found if layout is not None])
 
 
 def _first_chain(
@@ -278,3 +273,171 @@ def _free_anchors(task: World, markers: list[Tile]) -> list[tuple[int, int, int]
             anchors.append((sum(abs(cx - mx) + abs(cy - my) for mx, my in markers), y, x))
     anchors.sort()
     return anchors
+
+
+@dataclass(frozen=True)
+class Row:
+    """Machines side by side, drawn flowing east: rows y0 (the second ingredient's belt),
+    y0+1 (the first's), y0+2 (input arms: plain from the first belt, long-handed from
+    the second), y0+3..y0+5 (the machines, from x0 on), y0+6 (output arms) and y0+7 (the
+    product belt, which leaves east). `columns[m]` gives machine m's arm columns (0-2)
+    for the first ingredient, the second and the product."""
+
+    machines: int
+    x0: int
+    y0: int
+    columns: tuple[tuple[int, int, int], ...]
+
+    @property
+    def out_end(self) -> Tile:
+        """The product belt's last tile; the route to the sink starts there."""
+        return self.x0 + 3 * self.machines - 1, self.y0 + 7
+
+
+def row_skeleton(task: World, recipe_id: int, row: Row) -> tuple[World, list[Tile]] | None:
+    """`task` plus the row's machines, arms and belts (no routes yet), and where each
+    ingredient's belt starts; None if it does not fit."""
+    ingredients = len(load_catalog().recipe(recipe_id).ingredients)
+    world = task.copy()
+    picks: list[list[int]] = [[] for _ in range(ingredients)]  # per ingredient, the columns arms pick from
+    outs = []
+    try:
+        for m, (first, second, out) in enumerate(row.columns):
+            mx = row.x0 + 3 * m
+            world.place(Entity.ASSEMBLER, mx, row.y0 + 3, Direction.NORTH, recipe_id)
+            world.place(Entity.INSERTER, mx + first, row.y0 + 2, Direction.SOUTH)
+            picks[0].append(mx + first)
+            if ingredients == 2:
+                world.place(Entity.LONG_INSERTER, mx + second, row.y0 + 2, Direction.SOUTH)
+                picks[1].append(mx + second)
+            world.place(Entity.INSERTER, mx + out, row.y0 + 6, Direction.SOUTH)
+            outs.append(mx + out)
+        starts = []
+        for k in range(ingredients):  # each ingredient's belt runs east from its first arm to its last
+            y = row.y0 + 1 - k
+            for x in range(min(picks[k]), max(picks[k]) + 1):
+                world.place(Entity.BELT, x, y, Direction.EAST)
+            starts.append((min(picks[k]), y))
+        end_x, out_y = row.out_end
+        for x in range(min(outs), end_x + 1):
+            world.place(Entity.BELT, x, out_y, Direction.EAST)
+    except PlacementError:
+        return None
+    return world, starts
+
+
+def build_row(
+    task: World, recipe_id: int, row: Row, sources: list[Tile], sink: Tile, protected: frozenset[Tile] = frozenset()
+) -> World | None:
+    """`task` plus the row, each ingredient's belt fed from its source (in the recipe's
+    order) and the product belt routed into `sink`; None if it does not fit."""
+    built = row_skeleton(task, recipe_id, row)
+    if built is None:
+        return None
+    world, starts = built
+    if any(world.data[Channel.ENTITY, y, x] != task.data[Channel.ENTITY, y, x] for x, y in protected):
+        return None
+    for source, start in zip(sources, starts, strict=True):
+        steps = route(
+            world, source, start, frozenset({Direction.EAST, Direction.NORTH, Direction.SOUTH}), protected=protected
+        )
+        if steps is None:
+            return None
+        apply_route(world, steps)
+    steps = route_belt(world, row.out_end, sink, protected=protected)
+    if steps is None:
+        return None
+    apply_route(world, steps)
+    return world
+
+
+CANDIDATE_ROWS = 3  # row positions `plan_row` tries per orientation and machine count
+ROW_COLUMNS = (1, 0, 2)  # the expert's arm columns in every machine of a row
+
+
+def plan_row(
+    task: World, recipe_id: int, sources: dict[str, Tile], sink: Tile, protected: frozenset[Tile] = frozenset()
+) -> World | None:
+    """The expert's row of 3 (else 2) machines for a recipe of 1 or 2 ingredients, in
+    whichever of the 8 orientations (turns and mirror) gives the most product; None if
+    no row fits."""
+    recipe = load_catalog().recipe(recipe_id)
+    if len(recipe.ingredients) > 2:
+        return None
+    found = []
+    for mirror in (False, True):
+        for turns in range(4):
+            frame = _orient(task, mirror, turns)
+            moved = _orient_tiles(task, mirror, turns)
+            frame_sources = [moved[sources[name]] for name, _ in recipe.ingredients]
+            frame_protected = frozenset(moved[t] for t in protected)
+            for machines in (3, 2):
+                layout = _first_row(frame, recipe_id, machines, frame_sources, moved[sink], frame_protected)
+                if layout is not None:
+                    found.append(_unorient(layout, mirror, turns))
+                    break
+    return fastest(found)
+
+
+def _first_row(
+    frame: World, recipe_id: int, machines: int, sources: list[Tile], sink: Tile, protected: frozenset[Tile]
+) -> World | None:
+    size_x, size_y = frame.width, frame.height
+    rows = []
+    for y0 in range(-1, size_y - 7):
+        for x0 in range(0, size_x - 3 * machines + 1):
+            row = Row(machines, x0, y0, (ROW_COLUMNS,) * machines)
+            start = (x0, y0 + 1)
+            rows.append(
+                (
+                    sum(abs(start[0] - sx) + abs(start[1] - sy) for sx, sy in sources)
+                    + abs(row.out_end[0] - sink[0])
+                    + abs(row.out_end[1] - sink[1]),
+                    y0,
+                    x0,
+                    row,
+                )
+            )
+    rows.sort(key=lambda r: r[:3])
+    for *_, row in rows[:CANDIDATE_ROWS]:
+        layout = build_row(frame, recipe_id, row, sources, sink, protected)
+        if layout is not None:
+            return layout
+    return None
+
+
+def _orient(world: World, mirror: bool, turns: int) -> World:
+    if mirror:
+        world = world.mirrored()
+    for _ in range(turns):
+        world = world.rotated()
+    return world
+
+
+def _unorient(world: World, mirror: bool, turns: int) -> World:
+    for _ in range((4 - turns) % 4):
+        world = world.rotated()
+    return world.mirrored() if mirror else world
+
+
+def _orient_tiles(world: World, mirror: bool, turns: int) -> dict[Tile, Tile]:
+    """Where each tile of `world` goes under `_orient` (same transforms as World)."""
+    w, h = world.width, world.height
+    moved = {}
+    for y in range(h):
+        for x in range(w):
+            tx, ty, tw, th = (w - 1 - x if mirror else x), y, w, h
+            for _ in range(turns):  # a quarter clockwise: (x, y) -> (H-1-y, x)
+                tx, ty, tw, th = th - 1 - ty, tx, th, tw
+            moved[(x, y)] = (tx, ty)
+    return moved
+
+
+def fastest(layouts: list[World]) -> World | None:
+    """The layout whose first sink gets the most, fewer entities breaking ties (None if
+    there are none)."""
+    if not layouts:
+        return None
+    rates, _ = sink_rates_batch(np.stack([layout.data for layout in layouts]))
+    order = sorted(range(len(layouts)), key=lambda i: (-round(float(rates[i, 0]), 9), len(layouts[i].entities())))
+    return layouts[order[0]]

@@ -56,13 +56,13 @@ def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozense
         w, h = footprint(Entity.SPLITTER, facing)
         free = open_[1:-1, 1:-1]
         ys, xs = np.nonzero(free[: H - h + 1, : W - w + 1] & free[h - 1 :, w - 1 :])
-        halves = [(xs, ys), (xs + w - 1, ys + h - 1)]  # the second half is east or south of the anchor
-        (ax, ay), (bx, by) = [(hx + facing.dx, hy + facing.dy) for hx, hy in halves]  # output tiles
+        half_tiles = [(xs, ys), (xs + w - 1, ys + h - 1)]  # the second half is east or south of the anchor
+        (ax, ay), (bx, by) = [(hx + facing.dx, hy + facing.dy) for hx, hy in half_tiles]  # output tiles
         ahead = np.full(xs.shape, UNREACHABLE)
         for a, b in (sinks, sinks[::-1]):
             fits = usable(ax, ay, a) & usable(bx, by, b)
             ahead = np.where(fits, np.minimum(ahead, dist(ax, ay, a) + dist(bx, by, b)), ahead)
-        for k, (hx, hy) in enumerate(halves):
+        for k, (hx, hy) in enumerate(half_tiles):
             behind_x, behind_y = hx - facing.dx, hy - facing.dy
             ok = usable(behind_x, behind_y, source) & (ahead < UNREACHABLE)
             cost = dist(behind_x, behind_y, source) + ahead

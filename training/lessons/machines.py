@@ -19,8 +19,7 @@ from shared_schema.catalog import load_catalog
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
-from training.expert.machines import Arm, arm_slots, build_machines
-from training.expert.routing import apply_route, route, route_belt
+from training.expert.machines import Arm, Row, arm_slots, build_machines, build_row, row_skeleton
 from training.lessons.base import Built, Tile, draw_until_built, register
 
 AT_ARM = 0.35  # chance that a marker stands right where its arm picks or drops
@@ -113,42 +112,21 @@ def machine_row(rng: np.random.Generator, size: int) -> Built:
     catalog = load_catalog()
 
     def build(rng: np.random.Generator, size: int) -> Built | None:
-        # drawn flowing east: rows y0 (second ingredient's belt), y0+1 (first's), y0+2
-        # (input arms), y0+3..y0+5 (machines), y0+6 (output arms), y0+7 (product belt)
+        # drawn flowing east (training/expert/machines.py `Row`), then turned at random
         machines = int(rng.integers(2, 4)) if size >= 11 else 2
         recipe_id = int(rng.choice(recipes_with(int(rng.integers(1, 3)))))
         recipe = catalog.recipe(recipe_id)
         two = len(recipe.ingredients) == 2
         y0 = int(rng.integers(0, size - 7)) - (0 if two else 1)
         x0 = int(rng.integers(1, size - 3 * machines + 1))
+        columns = tuple(tuple(int(c) for c in rng.permutation(3)) for _ in range(machines))
+        row = Row(machines, x0, y0, columns)  # type: ignore[arg-type]
         task = World.empty(size, size)
-        solution = task.copy()
-        picks: list[list[int]] = [[], []]  # per ingredient, the belt columns arms pick from
-        outs = []
-        for m in range(machines):
-            mx = x0 + 3 * m
-            solution.place(Entity.ASSEMBLER, mx, y0 + 3, Direction.NORTH, recipe_id)
-            columns = [int(c) for c in rng.permutation(3)]
-            solution.place(Entity.INSERTER, mx + columns[0], y0 + 2, Direction.SOUTH)
-            picks[0].append(mx + columns[0])
-            if two:
-                solution.place(Entity.LONG_INSERTER, mx + columns[1], y0 + 2, Direction.SOUTH)
-                picks[1].append(mx + columns[1])
-            solution.place(Entity.INSERTER, mx + columns[2], y0 + 6, Direction.SOUTH)
-            outs.append(mx + columns[2])
-        # ingredient belts run east from the first arm's column to the last
-        starts = []
-        for k in range(len(recipe.ingredients)):
-            y = y0 + 1 - k
-            for x in range(min(picks[k]), max(picks[k]) + 1):
-                solution.place(Entity.BELT, x, y, Direction.EAST)
-            starts.append((min(picks[k]), y))
-        # the product belt runs east from the first output arm to the row's end
-        out_y = y0 + 7
-        out_end = x0 + 3 * machines - 1
-        for x in range(min(outs), out_end + 1):
-            solution.place(Entity.BELT, x, out_y, Direction.EAST)
-        ys, xs = np.nonzero(solution.data[Channel.ENTITY])
+        skeleton = row_skeleton(task, recipe_id, row)
+        if skeleton is None:
+            return None
+        out_end, out_y = row.out_end
+        ys, xs = np.nonzero(skeleton[0].data[Channel.ENTITY])
         reserved = {(int(x), int(y)) for x, y in zip(xs, ys, strict=True)}
         # keep the sources off the product belt's way out
         below = {(x, y) for x in range(x0 - 1, out_end + 2) for y in (out_y, out_y + 1)}
@@ -162,17 +140,8 @@ def machine_row(rng: np.random.Generator, size: int) -> Built:
         sink = _place_marker(task, rng, Entity.SINK, catalog.item_id(recipe.products[0][0]), reserved, None)
         if sink is None:
             return None
-        solution.data[:, task.data[Channel.ENTITY] != 0] = task.data[:, task.data[Channel.ENTITY] != 0]
-        for source, start in zip(sources, starts, strict=True):
-            steps = route(solution, source, start, frozenset({Direction.EAST, Direction.NORTH, Direction.SOUTH}))
-            if steps is None:
-                return None
-            apply_route(solution, steps)
-        steps = route_belt(solution, (out_end, out_y), sink)
-        if steps is None:
-            return None
-        apply_route(solution, steps)
-        return task, frozenset(), solution
+        solution = build_row(task, recipe_id, row, sources, sink)
+        return None if solution is None else (task, frozenset(), solution)
 
     task, protected, solution = draw_until_built(rng, size, build)
     for _ in range(int(rng.integers(4))):
