@@ -28,6 +28,7 @@ Tile = tuple[int, int]
 MACHINE_SIZE = 3
 CANDIDATE_ANCHORS = 12  # first-machine positions `plan_chain` tries, nearest to the markers first
 MAX_CHAIN = 3  # recipes in the longest chain the expert builds
+LINK_OFFSETS = (0, -1, 1, -2, 2)  # sideways shifts of a chain's next machine, aligned first
 
 
 @dataclass(frozen=True)
@@ -219,14 +220,22 @@ def _first_chain(
 ) -> World | None:
     catalog = load_catalog()
     markers = [*sources.values(), sink]
+    steps = list(product(Direction, LINK_OFFSETS))  # where the next machine goes: side, then sideways shift
     for _, y, x in _free_anchors(task, markers)[:CANDIDATE_ANCHORS]:
-        for turns in product(Direction, repeat=len(chain) - 1):
+        for moves in product(steps, repeat=len(chain) - 1):
             anchors = [(x, y)]
-            for d in turns:  # each next machine sits 4 tiles (3 wide plus the gap) further on
-                anchors.append((anchors[-1][0] + 4 * d.dx, anchors[-1][1] + 4 * d.dy))
-            if not all(_machine_fits(task, a, protected) for a in anchors) or len(set(anchors)) < len(anchors):
+            links = []
+            for d, shift in moves:  # 4 tiles on (3 wide plus the gap), shifted along the side
+                side = d.turned(1)
+                px, py = anchors[-1]
+                anchors.append((px + 4 * d.dx + shift * side.dx, py + 4 * d.dy + shift * side.dy))
+                # the link sits in the gap, in the middle of where the two machines face each other
+                along = (max(0, shift) + min(2, shift + 2)) // 2 - 1
+                cx, cy = px + 1 + along * side.dx, py + 1 + along * side.dy
+                links.append(Arm(Entity.INSERTER, (cx + 2 * d.dx, cy + 2 * d.dy), d.opposite))
+            tiles = [t for a in anchors for t in _machine_tiles(a)]
+            if len(set(tiles)) < len(tiles) or not all(_machine_fits(task, a, protected) for a in anchors):
                 continue
-            links = tuple(_link(child, d.opposite) for child, d in zip(anchors[1:], turns, strict=True))
             taken = {t for a in anchors for t in _machine_tiles(a)} | {arm.tile for arm in links}
             inputs: list[tuple[Arm, Tile]] = []
             for recipe_id, anchor in zip(chain, anchors, strict=True):
@@ -241,7 +250,7 @@ def _first_chain(
                 if out is None:
                     continue
                 machines = list(zip(chain, anchors, strict=True))
-                layout = build_machines(task, machines, inputs, (out[0], sink), links, protected)
+                layout = build_machines(task, machines, inputs, (out[0], sink), tuple(links), protected)
                 if layout is not None:
                     return layout
     return None
@@ -253,13 +262,6 @@ def _machine_tiles(anchor: Tile) -> list[Tile]:
 
 def _machine_fits(task: World, anchor: Tile, protected: frozenset[Tile]) -> bool:
     return all(task.is_empty(*t) and t not in protected for t in _machine_tiles(anchor))
-
-
-def _link(child: Tile, toward: Direction) -> Arm:
-    """The inserter in the middle of `child`'s side facing `toward` (where the next
-    machine stands, one tile away), moving the child's products into it."""
-    cx, cy = child[0] + 1, child[1] + 1
-    return Arm(Entity.INSERTER, (cx + 2 * toward.dx, cy + 2 * toward.dy), toward)
 
 
 def _free_anchors(task: World, markers: list[Tile]) -> list[tuple[int, int, int]]:
