@@ -142,19 +142,26 @@ class World:
 
 
 def _transform(world: World, rotate: bool) -> World:
-    out = World.empty(world.height, world.width) if rotate else World.empty(world.width, world.height)
-    for kind, x, y in world.entities():
-        facing = world.facing(x, y)
-        w, h = footprint(kind, facing)
-        tile = world.data[:, y, x]
-        if rotate:
-            # the new top-left is the old bottom-left corner
-            nx, ny = world.height - (y + h), x
-            new_facing = facing.turned(1)
-        else:
-            nx, ny = world.width - (x + w), y
-            new_facing = Direction((4 - facing) % 4) if facing in (Direction.EAST, Direction.WEST) else facing
-        if kind in (Entity.ASSEMBLER, Entity.BLOCKED):
-            new_facing = Direction.NORTH
-        out.place(kind, nx, ny, new_facing, int(tile[Channel.ITEM]), UndergroundEnd(int(tile[Channel.UNDERGROUND])))
-    return out
+    """The whole tensor turned a quarter clockwise ((x, y) -> (H-1-y, x)) or mirrored
+    east-west, with facings turned and each multi-tile entity's PART renumbered from
+    its new top-left anchor."""
+    old = world.data
+    data = np.ascontiguousarray(np.rot90(old, k=-1, axes=(1, 2)) if rotate else old[:, :, ::-1])
+    ent, facing, part = data[Channel.ENTITY], data[Channel.FACING], data[Channel.PART]
+    was_facing = facing.copy()
+    turns = (ent != Entity.EMPTY) & (ent != Entity.ASSEMBLER) & (ent != Entity.BLOCKED)
+    if rotate:
+        facing[turns] = (facing[turns] + 1) % 4
+    else:
+        sideways = turns & (facing % 2 == 1)  # east and west swap; north and south stay
+        facing[sideways] = 4 - facing[sideways]
+    for kind in (Entity.SPLITTER, Entity.ASSEMBLER):
+        tiles = ent == kind
+        if not tiles.any():
+            continue
+        f = was_facing[tiles]
+        w, h = (np.where(f % 2 == 0, 2, 1), np.where(f % 2 == 0, 1, 2)) if kind == Entity.SPLITTER else (3, 3)
+        dx, dy = part[tiles] % w, part[tiles] // w
+        # a tile dx, dy into the old footprint (w x h) sits at h-1-dy, dx in the turned one (h x w)
+        part[tiles] = (h - 1 - dy) + dx * h if rotate else (w - 1 - dx) + dy * w
+    return World(data)

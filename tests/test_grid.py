@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
 from shared_schema.directions import Direction
-from shared_schema.entities import Entity, UndergroundEnd
+from shared_schema.entities import Entity, UndergroundEnd, footprint
 from shared_schema.grid import GridParseError, apply_items, item_list, parse_grid, render_grid
 from shared_schema.world import Channel, PlacementError, World
 from tests.conftest import FIXTURE_FILES
+from training.sim.random_layouts import noisy_layout
 
 ALL_KINDS = """\
 S> b> d> .. u> K>
@@ -117,6 +119,33 @@ def test_world_placement_contract() -> None:
     assert not world.data[Channel.ENTITY].any()
     with pytest.raises(ValueError, match="1 to 32"):
         World.empty(33, 4)
+
+
+def _turned_entity_by_entity(world: World, rotate: bool) -> World:
+    """Rotation or mirror by re-placing every entity at its new anchor: the plain
+    definition the tensor transform must agree with."""
+    out = World.empty(world.height, world.width) if rotate else World.empty(world.width, world.height)
+    for kind, x, y in world.entities():
+        facing = world.facing(x, y)
+        w, h = footprint(kind, facing)
+        tile = world.data[:, y, x]
+        if rotate:
+            nx, ny, new_facing = world.height - (y + h), x, facing.turned(1)
+        else:
+            nx, ny = world.width - (x + w), y
+            new_facing = Direction((4 - facing) % 4) if facing in (Direction.EAST, Direction.WEST) else facing
+        if kind in (Entity.ASSEMBLER, Entity.BLOCKED):
+            new_facing = Direction.NORTH
+        out.place(kind, nx, ny, new_facing, int(tile[Channel.ITEM]), UndergroundEnd(int(tile[Channel.UNDERGROUND])))
+    return out
+
+
+def test_rotation_and_mirror_move_every_entity_whole() -> None:
+    rng = np.random.default_rng(0)
+    worlds = [parse_grid(ALL_KINDS)] + [noisy_layout(rng, 9, 0.6) for _ in range(200)]
+    for world in worlds:
+        assert world.rotated() == _turned_entity_by_entity(world, rotate=True)
+        assert world.mirrored() == _turned_entity_by_entity(world, rotate=False)
 
 
 def test_rotation_and_mirror_are_exact_inverses() -> None:
