@@ -7,7 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from shared_schema.world import Channel
+from shared_schema.directions import Direction
+from shared_schema.entities import Entity
+from shared_schema.world import Channel, World
 from tests.conftest import world_of
 from training.sim import power_mean_score, simulate, sink_rates_batch
 from training.sim.engine import MalformedWorldError, check_worlds
@@ -74,6 +76,28 @@ def test_well_formed_tensors_pass_the_check() -> None:
     check_worlds(_broken("nothing"))
     rng = np.random.default_rng(3)
     check_worlds(stack([routed_layout(rng, 11) for _ in range(50)]))
+
+
+def test_a_tile_two_splitters_claim_is_refused() -> None:
+    # (1, 1) is the second tile of the north-facing splitter at (0, 1) and, by its own
+    # facing, of a west-facing one at (1, 0): two entities cannot share a tile
+    world = World.empty(3, 2)
+    world.place(Entity.SPLITTER, 0, 1, Direction.NORTH)
+    world.data[[Channel.ENTITY, Channel.FACING, Channel.PART], 0, 1] = (Entity.SPLITTER, Direction.WEST, 0)
+    world.data[Channel.FACING, 1, 1] = Direction.WEST
+    with pytest.raises(MalformedWorldError, match=re.escape("tile (0, 1): splitter tiles do not make up a whole")):
+        check_worlds(world.data[None])
+
+
+def test_threads_split_the_batch_without_changing_the_answer() -> None:
+    rng = np.random.default_rng(5)
+    worlds = stack([routed_layout(rng, 11) for _ in range(37)])
+    rates, counts = sink_rates_batch(worlds)
+    for threads in (2, 3, 64):
+        split_rates, split_counts = sink_rates_batch(worlds, threads=threads)
+        assert np.array_equal(split_rates, rates) and np.array_equal(split_counts, counts)
+    with pytest.raises(ValueError, match="threads"):
+        sink_rates_batch(worlds, threads=0)
 
 
 def test_explain_says_why_a_mixed_lane_carries_nothing() -> None:

@@ -7,7 +7,10 @@ path training uses. Rules: docs/MIMIC.md; kernels: `graph.py` and `solve.py`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from numba import njit
@@ -57,7 +60,7 @@ def _sink_rates(world, inflow, tile_item, out):  # type: ignore[no-untyped-def]
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: `sink_rates_batch(threads=...)` runs chunks side by side
 def _batch(worlds, n_items, r_time, ing_item, ing_amount, prod_item, prod_amount, out, n_sinks):  # type: ignore[no-untyped-def]
     for b in range(worlds.shape[0]):
         inflow, _, _, _, _, tile_item, _, _, _ = _run(
@@ -94,27 +97,25 @@ def check_worlds(worlds: np.ndarray) -> None:
     fail(marker & ((item < 0) | (item >= len(catalog.items))), "item id not in the catalog")
     machine = ent == Entity.ASSEMBLER
     fail(machine & ((item < 0) | (item >= len(catalog.recipes))), "recipe id not in the catalog")
-    # multi-tile entities: each anchor's footprint must hold its parts, in bounds
+    # multi-tile entities: each tile names, by its part, an anchor in bounds of the same
+    # kind and facing with part 0; an anchor is whole when all fw * fh of its parts name
+    # it (a part fixes the tile's place in the footprint, so no two tiles name it twice).
+    # Counting instead of visiting each footprint keeps this a few array passes.
     h, w = ent.shape[1:]
-    for kind, width_of, height_of in (
-        (Entity.SPLITTER, lambda f: np.where(f % 2 == 0, 2, 1), lambda f: np.where(f % 2 == 0, 1, 2)),
-        (Entity.ASSEMBLER, lambda f: np.full_like(f, 3), lambda f: np.full_like(f, 3)),
-    ):
-        tiles = ent == kind
-        if not tiles.any():
+    flat_ent, flat_facing, flat_part = ent.reshape(-1), facing.reshape(-1), part.reshape(-1)
+    for kind in (Entity.SPLITTER, Entity.ASSEMBLER):
+        tiles = np.flatnonzero(flat_ent == kind)  # flat indices: far cheaper than a 3-d nonzero
+        if not len(tiles):
             continue
-        b, y, x = np.nonzero(tiles)
-        fw, fh = width_of(facing[b, y, x]), height_of(facing[b, y, x])
-        ax, ay = x - part[b, y, x] % fw, y - part[b, y, x] // fw
-        bad = (part[b, y, x] < 0) | (part[b, y, x] >= fw * fh) | (ax < 0) | (ay < 0) | (ax + fw > w) | (ay + fh > h)
-        if not bad.any():
-            ok = (ent[b, ay, ax] == kind) & (part[b, ay, ax] == 0) & (facing[b, ay, ax] == facing[b, y, x])
-            for dy in range(3):
-                for dx in range(3):
-                    inside = (dx < fw) & (dy < fh)
-                    ty, tx = np.minimum(ay + dy, h - 1), np.minimum(ax + dx, w - 1)
-                    ok &= ~inside | ((ent[b, ty, tx] == kind) & (part[b, ty, tx] == dy * fw + dx))
-            bad = ~ok
+        b, y, x = tiles // (h * w), tiles // w % h, tiles % w
+        f, p = flat_facing[tiles], flat_part[tiles]
+        fw = np.where(f % 2 == 0, 2, 1) if kind == Entity.SPLITTER else np.full_like(f, 3)
+        fh = 3 - fw if kind == Entity.SPLITTER else fw
+        ax, ay = x - p % fw, y - p // fw
+        bad = (p < 0) | (p >= fw * fh) | (ax < 0) | (ay < 0) | (ax + fw > w) | (ay + fh > h)
+        anchor = (b * h + np.clip(ay, 0, h - 1)) * w + np.clip(ax, 0, w - 1)
+        bad |= (flat_ent[anchor] != kind) | (flat_part[anchor] != 0) | (flat_facing[anchor] != f)
+        bad |= np.bincount(anchor[~bad], minlength=flat_ent.size)[anchor] != fw * fh
         if bad.any():
             i = int(np.argmax(bad))
             raise MalformedWorldError(
@@ -128,27 +129,38 @@ def _tables() -> tuple[int, RecipeTables]:
     return len(catalog.items) - 1, recipe_tables(catalog)
 
 
-def sink_rates_batch(worlds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool per size: starting threads per call would cost more than small batches."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="mimic")
+
+
+def sink_rates_batch(worlds: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Steady-state rates of the sinks of many worlds.
 
     worlds: int16[B, CHANNELS, H, W]. Returns (rates float64[B, MAX_SINKS], counts int64[B]):
     rates[b, :counts[b]] are world b's sinks in row-major order; unused slots are 0.
+    threads > 1 splits the batch into that many contiguous chunks evaluated at once (the
+    kernel releases the GIL); the result does not depend on it.
     """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
     check_worlds(worlds)
     n_items, t = _tables()
+    worlds = np.ascontiguousarray(worlds, np.int16)
     out = np.zeros((worlds.shape[0], MAX_SINKS), np.float64)
     counts = np.zeros(worlds.shape[0], np.int64)
-    _batch(
-        np.ascontiguousarray(worlds, np.int16),
-        n_items,
-        t.time,
-        t.ingredient_item,
-        t.ingredient_amount,
-        t.product_item,
-        t.product_amount,
-        out,
-        counts,
-    )
+
+    def run(lo: int, hi: int) -> None:
+        args = (t.time, t.ingredient_item, t.ingredient_amount, t.product_item, t.product_amount)
+        _batch(worlds[lo:hi], n_items, *args, out[lo:hi], counts[lo:hi])
+
+    bounds = np.linspace(0, worlds.shape[0], min(threads, max(1, worlds.shape[0])) + 1).astype(int)
+    # the calling thread takes the first chunk itself rather than wait idle
+    others = [_pool(threads - 1).submit(run, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
+    run(bounds[0], bounds[1])
+    for chunk in others:
+        chunk.result()
     return out, counts
 
 
@@ -216,7 +228,7 @@ def simulate(world: World) -> SimResult:
     )
 
 
-def power_mean_score(rates: list[float] | np.ndarray, best: list[float] | np.ndarray) -> float:
+def power_mean_score(rates: Sequence[float] | np.ndarray, best: Sequence[float] | np.ndarray) -> float:
     """The task's score: power mean (p = 0.5) of each sink's rate over its best, in [0, 1].
 
     A starved sink pulls the score down harder than an arithmetic mean would."""
