@@ -1,11 +1,19 @@
 """Benchmarks: machine-readable figures (JSON lines) then a readable table.
 
     python -m training.bench sim [--grid 11] [--layouts 4000] [--repeats 5] [--fixtures FILE.yaml]
+    python -m training.bench env [--envs 256] [--size 11] [--steps 300] [--lessons 30] [--threads 2] [--repeats 5]
 
 `sim`: steady-state evaluations per second on one core through the batched path
 (`sink_rates_batch`), on seeded lesson-like layouts (`random_layouts.routed_layout`)
-or on the layouts of a fixture file. Compilation is excluded (one warm-up call); the
-figure is the best of `--repeats` timed runs, the usual way to read a noisy machine.
+or on the layouts of a fixture file.
+
+`env`: lessons generated per second on one core (`generate` over fresh seeds, each
+kind and all kinds in equal shares), then vector-env steps per second
+(`FactoryVectorEnv`, `--envs` envs, random legal actions drawn from the masks, the
+mimic scoring every changed world every step on `--threads` threads).
+
+Compilation and warm-up are excluded; each figure is the best of `--repeats` timed
+runs (the median beside it), the usual way to read a noisy machine.
 """
 
 from __future__ import annotations
@@ -74,6 +82,58 @@ def bench_sim(grid: int, layouts: int, repeats: int, fixtures: list[str]) -> dic
     }
 
 
+def bench_lessons(size: int, per_kind: int, repeats: int) -> list[dict[str, object]]:
+    from training.lessons import KINDS, generate
+
+    rows: list[dict[str, object]] = []
+    rates: list[float] = []
+    fresh = iter(range(1_000_000))  # a new block of seeds for every timed run
+    for kind in KINDS:
+        generate(kind, 0, size)  # compile what it uses outside the timing
+
+        def run(kind: str = kind) -> None:
+            block = next(fresh) * per_kind
+            for seed in range(block, block + per_kind):
+                generate(kind, seed, size)
+
+        best, median = _best_rate(run, per_kind, repeats)
+        rates.append(best)
+        rows.append({"bench": "lessons", "kind": kind, "size": size, "count": per_kind, "per_s": round(best, 1)})
+        rows[-1]["median_per_s"] = round(median, 1)
+    # equal shares of every kind: the harmonic mean of the per-kind rates
+    overall = len(rates) / sum(1 / rate for rate in rates)
+    rows.insert(0, {"bench": "lessons", "kind": "all", "size": size, "count": per_kind * len(rows)})
+    rows[0]["per_s"] = round(overall, 1)
+    return rows
+
+
+def bench_env(envs: int, size: int, steps: int, threads: int, repeats: int) -> dict[str, object]:
+    from training.env import FactoryVectorEnv
+    from training.env.core import n_recipes
+    from training.env.vector import random_legal_actions
+
+    env = FactoryVectorEnv(num_envs=envs, size=size, threads=threads)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+
+    def run() -> None:
+        nonlocal obs
+        for _ in range(steps):
+            obs = env.step(random_legal_actions(obs["action_mask"], rng, n_recipes()))[0]
+
+    run()  # warm-up: compilation, and the first lessons of every env's pool
+    best, median = _best_rate(run, steps * envs, repeats)
+    return {
+        "bench": "env",
+        "envs": envs,
+        "size": size,
+        "threads": threads,
+        "count": steps * envs,
+        "per_s": round(best, 1),
+        "median_per_s": round(median, 1),
+    }
+
+
 def _table(rows: list[dict[str, object]]) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -98,8 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--layouts", type=int, default=4000, help="layouts per timed run")
     sim.add_argument("--repeats", type=int, default=5, help="timed runs; the best is reported")
     sim.add_argument("--fixtures", action="append", default=[], help="time this fixture file's layouts instead")
+    env = sub.add_parser("env", help="lessons per second, then vector-env steps per second")
+    env.add_argument("--envs", type=int, default=256, help="sub-environments of the vector env")
+    env.add_argument("--size", type=int, default=11, help="grid size of the lessons")
+    env.add_argument("--steps", type=int, default=300, help="vector-env steps per timed run")
+    env.add_argument("--lessons", type=int, default=30, help="lessons of each kind per timed run")
+    env.add_argument("--threads", type=int, default=2, help="mimic threads of the vector env")
+    env.add_argument("--repeats", type=int, default=5, help="timed runs; the best is reported")
     args = parser.parse_args(argv)
-    rows = [bench_sim(args.grid, args.layouts, args.repeats, args.fixtures)]
+    if args.which == "sim":
+        rows = [bench_sim(args.grid, args.layouts, args.repeats, args.fixtures)]
+    else:
+        rows = bench_lessons(args.size, args.lessons, args.repeats)
+        rows.append(bench_env(args.envs, args.size, args.steps, args.threads, args.repeats))
     for row in rows:
         print(json.dumps(row))
     print(_table(rows))
