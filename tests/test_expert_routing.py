@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,9 +11,12 @@ from shared_schema.directions import Direction
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.grid import apply_items, parse_grid
 from shared_schema.world import Channel, World
+from tests import reference_routing
 from tests.conftest import world_of
+from training.expert import routing
 from training.expert.routing import BeltStep, apply_route, route_belt, step_cost
 from training.sim import simulate
+from training.sim.random_layouts import noisy_layout, routed_layout
 
 IRON = "iron-plate"
 
@@ -288,3 +292,95 @@ def test_a_sink_already_fed_from_a_side_is_entered_from_behind() -> None:
 def test_a_sink_already_fed_from_behind_gives_none() -> None:
     world = world_of("S> K> .. S<", [(0, 0, "copper-plate"), (1, 0, IRON), (3, 0, IRON)])
     assert route_belt(world, (3, 0), (1, 0)) is None
+
+
+# The kernel router against the plain-Python reference: identical steps, or both None.
+
+PUSHERS = (Entity.SOURCE, Entity.BELT, Entity.SPLITTER)
+
+
+def _random_world(rng: np.random.Generator, largest: int) -> World:
+    """A lesson-like or a noisy world, 8 to `largest` tiles a side, plus a few underground
+    pairs whose insides a route must not use (a noisy world cut to a random aspect may
+    hold half a splitter or machine: to the router that is one more obstacle)."""
+    w, h = (int(v) for v in rng.integers(8, largest + 1, size=2))
+    if rng.random() < 0.35:
+        world = routed_layout(rng, min(w, h))
+    else:
+        noisy = noisy_layout(rng, max(w, h), fill=float(rng.uniform(0.0, 0.4)))
+        world = World(noisy.data[:, :h, :w].copy())
+    for _ in range(int(rng.integers(4))):
+        x, y = int(rng.integers(world.width)), int(rng.integers(world.height))
+        facing, length = Direction(int(rng.integers(4))), int(rng.integers(1, 7))  # 6: too far to pair
+        exit_ = (x + length * facing.dx, y + length * facing.dy)
+        if world.is_empty(x, y) and world.is_empty(*exit_):
+            world.place(Entity.UNDERGROUND, x, y, facing, underground=UndergroundEnd.ENTRANCE)
+            world.place(Entity.UNDERGROUND, *exit_, facing, underground=UndergroundEnd.EXIT)
+    return world
+
+
+def _tiles(world: World, kinds: tuple[Entity, ...]) -> list[tuple[int, int]]:
+    ys, xs = np.nonzero(np.isin(world.data[Channel.ENTITY], kinds))
+    return [(int(x), int(y)) for x, y in zip(xs, ys, strict=True)]
+
+
+def _new_marker(world: World, rng: np.random.Generator, kind: Entity) -> tuple[int, int]:
+    """A marker of `kind` on a random empty tile (one is made empty if none is), facing
+    an empty tile where there is one."""
+    empty = _tiles(world, (Entity.EMPTY,))
+    x, y = empty[int(rng.integers(len(empty)))] if empty else (0, 0)
+    world.remove(x, y)
+    facings = [f for f in Direction if world.is_empty(x + f.dx, y + f.dy)] or list(Direction)
+    world.place(kind, x, y, facings[int(rng.integers(len(facings)))])
+    return x, y
+
+
+def random_query(seed: int, largest: int = 32) -> tuple[str, World, tuple[object, ...], dict[str, object]]:
+    """A router call (function name, world, positional and keyword arguments) on a random
+    world: from a source, belt end, splitter half or underground exit into a sink, a
+    splitter half (from behind), a belt (from a side) or any tile with any entries."""
+    rng = np.random.default_rng(seed)
+    world = _random_world(rng, largest)
+    pushers = _tiles(world, PUSHERS) + [t for t in _tiles(world, (Entity.UNDERGROUND,)) if _is_exit(world, t)]
+    if rng.random() < 0.85:  # mostly ends with room in front, as the planners route from
+        pushers = [(x, y) for x, y in pushers if world.is_empty(x + world.facing(x, y).dx, y + world.facing(x, y).dy)]
+    start = pushers[int(rng.integers(len(pushers)))] if pushers and rng.random() < 0.6 else None
+    if start is None:
+        start = _new_marker(world, rng, Entity.SOURCE)
+    kwargs: dict[str, object] = {"max_tunnel": int(rng.choice([0, 1, 2, 3, 4, 5, 5, 5, 5, 6, 9]))}
+    if rng.random() < 0.5:
+        w, h = world.width, world.height
+        if rng.random() < 0.5:  # a row or column, as the crossing lessons protect a line
+            at = int(rng.integers(min(w, h)))
+            line = [(at, y) for y in range(h)] if rng.random() < 0.5 else [(x, at) for x in range(w)]
+        else:
+            line = [(int(rng.integers(-1, w + 1)), int(rng.integers(-1, h + 1))) for _ in range(int(rng.integers(8)))]
+        kwargs["protected"] = frozenset(line)
+    goal_kind = int(rng.integers(5))
+    if goal_kind <= 1:
+        sinks = _tiles(world, (Entity.SINK,))
+        sink = sinks[int(rng.integers(len(sinks)))] if sinks and rng.random() < 0.5 else None
+        return "route_belt", world, (start, sink or _new_marker(world, rng, Entity.SINK)), kwargs
+    if goal_kind == 2 and _tiles(world, (Entity.SPLITTER,)):
+        halves = _tiles(world, (Entity.SPLITTER,))
+        goal = halves[int(rng.integers(len(halves)))]
+        entries = frozenset({world.facing(*goal)})
+    elif goal_kind == 3 and _tiles(world, (Entity.BELT,)):
+        belts = _tiles(world, (Entity.BELT,))
+        goal = belts[int(rng.integers(len(belts)))]
+        entries = frozenset({world.facing(*goal).turned(-1), world.facing(*goal).turned(1)})
+    else:
+        goal = (int(rng.integers(world.width)), int(rng.integers(world.height)))
+        entries = frozenset(d for d in Direction if rng.random() < 0.6)
+    return "route", world, (start, goal, entries), kwargs
+
+
+def _is_exit(world: World, tile: tuple[int, int]) -> bool:
+    return int(world.data[Channel.UNDERGROUND, tile[1], tile[0]]) == UndergroundEnd.EXIT
+
+
+def test_the_kernel_router_matches_the_reference() -> None:
+    for seed in range(300):
+        name, world, args, kwargs = random_query(seed, largest=32 if seed % 10 == 0 else 16)
+        expected = getattr(reference_routing, name)(world, *args, **kwargs)
+        assert getattr(routing, name)(world, *args, **kwargs) == expected, (seed, name, args, kwargs)
