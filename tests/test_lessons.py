@@ -11,6 +11,7 @@ from shared_schema.world import Channel
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, generate
 from training.lessons.trials import chain_bound, chain_leaves, random_chain
 from training.sim import power_mean_score, simulate
+from training.sim.paths import on_path_fraction
 
 SEEDS = range(25)
 LESSONS = sorted(set(KINDS) - TRIAL_KINDS)
@@ -160,3 +161,12 @@ def test_chain_bound_by_hand() -> None:
 
 def test_held_out_seeds_are_kept_apart() -> None:
     assert len(HELD_OUT_SEEDS) >= 100 and min(HELD_OUT_SEEDS) > 10**6
+
+
+@pytest.mark.parametrize("kind", LESSONS)
+def test_every_solution_entity_is_on_a_source_to_sink_path(kind: str) -> None:
+    for size in (8, 11, 32):
+        for seed in range(40):
+            lesson = generate(kind, seed, size)
+            assert lesson.solution is not None
+            assert on_path_fraction(lesson.solution) == 1.0, (kind, size, seed)
