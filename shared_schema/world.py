@@ -36,6 +36,11 @@ WORLD_DTYPE = np.int16
 MAX_GRID = 32
 
 
+# PART of each tile of a w x h footprint: its index row-major from the top-left anchor
+_PLAYER_PLACED = frozenset({Entity.SOURCE, Entity.SINK, Entity.BLOCKED})  # nothing may be built on them
+_PARTS = {(w, h): np.arange(w * h).reshape(h, w) for w, h in ((1, 1), (2, 1), (1, 2), (3, 3))}
+
+
 class PlacementError(ValueError):
     """An entity that does not fit where it was asked to go."""
 
@@ -101,20 +106,24 @@ class World:
             raise PlacementError(f"{kind.name.lower()} at ({x}, {y}) does not fit on the grid")
         if (kind == Entity.UNDERGROUND) != (underground != UndergroundEnd.NONE):
             raise PlacementError("an underground belt needs an end (entrance or exit), and nothing else has one")
-        region = self.data[Channel.ENTITY, y : y + h, x : x + w]
-        if region.any():
+        data = self.data
+        player_placed = kind in _PLAYER_PLACED
+        if w == 1 and h == 1:  # most entities: one tile, written in one go
+            if data[Channel.ENTITY, y, x]:
+                raise PlacementError(f"{kind.name.lower()} at ({x}, {y}) overlaps another entity")
+            buildable = 0 if player_placed else data[Channel.BUILDABLE, y, x]
+            # in channel order: ENTITY, FACING, ITEM, UNDERGROUND, BUILDABLE, PART
+            data[:, y, x] = (kind, 0 if kind == Entity.BLOCKED else facing, item, underground, buildable, 0)
+            return
+        if data[Channel.ENTITY, y : y + h, x : x + w].any():
             raise PlacementError(f"{kind.name.lower()} at ({x}, {y}) overlaps another entity")
-        player_placed = kind in (Entity.SOURCE, Entity.SINK, Entity.BLOCKED)
-        for dy in range(h):
-            for dx in range(w):
-                tile = self.data[:, y + dy, x + dx]
-                tile[Channel.ENTITY] = kind
-                tile[Channel.FACING] = facing if kind not in (Entity.ASSEMBLER, Entity.BLOCKED) else 0
-                tile[Channel.ITEM] = item
-                tile[Channel.UNDERGROUND] = underground
-                tile[Channel.PART] = dy * w + dx
-                if player_placed:
-                    tile[Channel.BUILDABLE] = 0
+        data[Channel.ENTITY, y : y + h, x : x + w] = kind
+        data[Channel.FACING, y : y + h, x : x + w] = facing if kind not in (Entity.ASSEMBLER, Entity.BLOCKED) else 0
+        data[Channel.ITEM, y : y + h, x : x + w] = item
+        data[Channel.UNDERGROUND, y : y + h, x : x + w] = underground
+        data[Channel.PART, y : y + h, x : x + w] = _PARTS[w, h]
+        if player_placed:
+            data[Channel.BUILDABLE, y : y + h, x : x + w] = 0
 
     def remove(self, x: int, y: int) -> None:
         """Clear the whole entity covering (x, y); markers and blocked tiles included."""
