@@ -37,6 +37,7 @@ MAX_GRID = 32
 
 
 # PART of each tile of a w x h footprint: its index row-major from the top-left anchor
+_ENTITY = int(Channel.ENTITY)  # enum member lookups are slow on hot paths
 _PLAYER_PLACED = frozenset({Entity.SOURCE, Entity.SINK, Entity.BLOCKED})  # nothing may be built on them
 _PARTS = {(w, h): np.arange(w * h).reshape(h, w) for w, h in ((1, 1), (2, 1), (1, 2), (3, 3))}
 
@@ -74,11 +75,12 @@ class World:
         return isinstance(other, World) and np.array_equal(self.data, other.data)
 
     def entity(self, x: int, y: int) -> Entity:
-        return Entity(int(self.data[Channel.ENTITY, y, x]))
+        return Entity(int(self.data[_ENTITY, y, x]))
 
     def is_empty(self, x: int, y: int) -> bool:
         """Whether (x, y) is on the grid and holds no entity."""
-        return 0 <= x < self.width and 0 <= y < self.height and self.data[Channel.ENTITY, y, x] == Entity.EMPTY
+        _, h, w = self.data.shape
+        return 0 <= x < w and 0 <= y < h and not self.data[_ENTITY, y, x]
 
     def facing(self, x: int, y: int) -> Direction:
         return Direction(int(self.data[Channel.FACING, y, x]))

@@ -51,7 +51,7 @@ def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozense
     def dist(xs: np.ndarray, ys: np.ndarray, target: Tile) -> np.ndarray:
         return np.abs(xs - target[0]) + np.abs(ys - target[1])
 
-    candidates = []
+    columns: list[list[np.ndarray]] = [[], [], [], [], []]  # cost, y, x, facing, input half
     for facing in Direction:
         w, h = footprint(Entity.SPLITTER, facing)
         free = open_[1:-1, 1:-1]
@@ -66,11 +66,12 @@ def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozense
             behind_x, behind_y = hx - facing.dx, hy - facing.dy
             ok = usable(behind_x, behind_y, source) & (ahead < UNREACHABLE)
             cost = dist(behind_x, behind_y, source) + ahead
-            candidates += [
-                (int(c), int(y), int(x), int(facing), k) for c, y, x in zip(cost[ok], ys[ok], xs[ok], strict=True)
-            ]
-    candidates.sort()
-    for _, y, x, f, k in candidates[:CANDIDATE_SPLITTERS]:
+            values = (cost, ys, xs, np.full(xs.shape, int(facing)), np.full(xs.shape, k))
+            for column, value in zip(columns, values, strict=True):
+                column.append(value[ok])
+    cost, ys, xs, fs, ks = (np.concatenate(column) for column in columns)
+    best = np.lexsort((ks, fs, xs, ys, cost))[:CANDIDATE_SPLITTERS]  # cheapest first, ties by position
+    for y, x, f, k in zip(ys[best].tolist(), xs[best].tolist(), fs[best].tolist(), ks[best].tolist(), strict=True):
         facing = Direction(f)
         world = task.copy()
         world.place(Entity.SPLITTER, x, y, facing)
