@@ -339,10 +339,18 @@ def build_row(
     world, starts = built
     if any(world.data[Channel.ENTITY, y, x] != task.data[Channel.ENTITY, y, x] for x, y in protected):
         return None
+    return connect_row(world, row, starts, sources, sink, protected)
+
+
+def connect_row(
+    skeleton: World, row: Row, starts: list[Tile], sources: list[Tile], sink: Tile, protected: frozenset[Tile]
+) -> World | None:
+    """Route each source into its ingredient belt's start and the product belt into
+    `sink` on a row's skeleton (modified in place); the finished layout, or None."""
+    world = skeleton
     for source, start in zip(sources, starts, strict=True):
-        steps = route(
-            world, source, start, frozenset({Direction.EAST, Direction.NORTH, Direction.SOUTH}), protected=protected
-        )
+        entries = frozenset({Direction.EAST, Direction.NORTH, Direction.SOUTH})
+        steps = route(world, source, start, entries, protected=protected)
         if steps is None:
             return None
         apply_route(world, steps)

@@ -19,7 +19,7 @@ from shared_schema.catalog import load_catalog
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
-from training.expert.machines import Arm, Row, arm_slots, build_machines, build_row, row_skeleton
+from training.expert.machines import Arm, Row, arm_slots, build_machines, connect_row, row_skeleton
 from training.lessons.base import Built, Tile, draw_until_built, register
 
 AT_ARM = 0.35  # chance that a marker stands right where its arm picks or drops
@@ -140,7 +140,9 @@ def machine_row(rng: np.random.Generator, size: int) -> Built:
         sink = _place_marker(task, rng, Entity.SINK, catalog.item_id(recipe.products[0][0]), reserved, None)
         if sink is None:
             return None
-        solution = build_row(task, recipe_id, row, sources, sink)
+        world, starts = skeleton
+        world.data[:, task.data[Channel.ENTITY] != 0] = task.data[:, task.data[Channel.ENTITY] != 0]  # the markers
+        solution = connect_row(world, row, starts, sources, sink, frozenset())
         return None if solution is None else (task, frozenset(), solution)
 
     task, protected, solution = draw_until_built(rng, size, build)
