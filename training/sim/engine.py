@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from itertools import count
 
 import numpy as np
 from numba import njit
@@ -22,6 +23,7 @@ from training.sim.graph import SINK, build_graph_arrays
 from training.sim.solve import solve
 
 MAX_SINKS = 16  # sink slots in the batched output; sinks beyond it are not reported
+CHUNKS_PER_THREAD = 4  # batch chunks per thread in `sink_rates_batch`: enough to even out the load
 
 
 @njit(cache=True)
@@ -140,8 +142,8 @@ def sink_rates_batch(worlds: np.ndarray, threads: int = 1) -> tuple[np.ndarray, 
 
     worlds: int16[B, CHANNELS, H, W]. Returns (rates float64[B, MAX_SINKS], counts int64[B]):
     rates[b, :counts[b]] are world b's sinks in row-major order; unused slots are 0.
-    threads > 1 splits the batch into that many contiguous chunks evaluated at once (the
-    kernel releases the GIL); the result does not depend on it.
+    threads > 1 evaluates chunks of the batch on that many threads at once (the kernel
+    releases the GIL); the result does not depend on it.
     """
     if threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
@@ -155,12 +157,20 @@ def sink_rates_batch(worlds: np.ndarray, threads: int = 1) -> tuple[np.ndarray, 
         args = (t.time, t.ingredient_item, t.ingredient_amount, t.product_item, t.product_amount)
         _batch(worlds[lo:hi], n_items, *args, out[lo:hi], counts[lo:hi])
 
-    bounds = np.linspace(0, worlds.shape[0], min(threads, max(1, worlds.shape[0])) + 1).astype(int)
-    # the calling thread takes the first chunk itself rather than wait idle
-    others = [_pool(threads - 1).submit(run, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
-    run(bounds[0], bounds[1])
-    for chunk in others:
-        chunk.result()
+    # small chunks handed out on demand, so a thread that drew cheap worlds takes more;
+    # the calling thread works through them too rather than wait idle
+    chunks = 1 if threads == 1 else min(len(worlds), CHUNKS_PER_THREAD * threads)
+    bounds = np.linspace(0, len(worlds), chunks + 1).astype(int)
+    taken = count()
+
+    def drain() -> None:
+        while (i := next(taken)) < len(bounds) - 1:  # next() on a count is atomic under the GIL
+            run(bounds[i], bounds[i + 1])
+
+    others = [_pool(threads - 1).submit(drain) for _ in range(threads - 1)]
+    drain()
+    for other in others:
+        other.result()
     return out, counts
 
 
