@@ -92,10 +92,11 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
         else:
             self._lesson = self.supply.draw(self.np_random, self._resets)
         self._resets += 1
-        self._world = World(start(self._lesson, self.np_random, self.config.prefill))
+        data, prefilled = start(self._lesson, self.np_random, self.config.prefill)
+        self._world = World(data)
         self._steps = self._entities = self._invalid = 0
         self._reasons = dict.fromkeys((r.name for r in REASONS), 0)
-        self._score = self._evaluate()
+        self._score = self._evaluate() if prefilled else self._evaluate(self._lesson.task_rates)
         self._mask = self._masks()
         return self._observation(), self._info(ended=False)
 
@@ -128,9 +129,11 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
         """The current episode's lesson."""
         return self._lesson
 
-    def _evaluate(self) -> float:
-        rates, _ = sink_rates_batch(self._world.data[None])
-        return float(scores(rates, self._lesson.best[None], np.array([self._lesson.n_sinks]))[0])
+    def _evaluate(self, rates: np.ndarray | None = None) -> float:
+        """The score of the world (or of these sink rates, float64[MAX_SINKS])."""
+        if rates is None:
+            rates = sink_rates_batch(self._world.data[None])[0][0]
+        return float(scores(rates[None], self._lesson.best[None], np.array([self._lesson.n_sinks]))[0])
 
     def _masks(self) -> np.ndarray:
         mask = np.empty((len(PLACEABLE), FACINGS, self.size * self.size), np.int8)

@@ -31,7 +31,7 @@ from shared_schema.entities import footprint
 from shared_schema.world import Channel
 from training.lessons import KINDS, Lesson, generate
 from training.lessons.base import HELD_OUT_SEEDS
-from training.sim.engine import MAX_SINKS
+from training.sim.engine import MAX_SINKS, sink_rates_batch
 
 LESSON_CACHE = 2048  # prepared lessons kept; a few windows' worth for a dozen kinds
 
@@ -39,10 +39,13 @@ LESSON_CACHE = 2048  # prepared lessons kept; a few windows' worth for a dozen k
 @dataclass(frozen=True)
 class Prepared:
     """A lesson with what resets need ready: best: float64[MAX_SINKS], the score's
-    normalisers padded with 1; parts: flat tile indices of each solution entity."""
+    normalisers padded with 1; task_rates: float64[MAX_SINKS], the task's own sink rates
+    (so a reset with nothing prefilled needs no mimic call); parts: flat tile indices of
+    each solution entity."""
 
     lesson: Lesson
     best: np.ndarray
+    task_rates: np.ndarray
     parts: tuple[np.ndarray, ...]
 
     @property
@@ -64,7 +67,8 @@ def prepare(kind: str, seed: int, size: int) -> Prepared:
         for entity, x, y in lesson.solution_entities:
             w, h = footprint(entity, int(data[Channel.FACING, y, x]))
             parts.append(np.array([(y + dy) * size + x + dx for dy in range(h) for dx in range(w)]))
-    return Prepared(lesson, best, tuple(parts))
+    task_rates = sink_rates_batch(lesson.task.data[None])[0][0]
+    return Prepared(lesson, best, task_rates, tuple(parts))
 
 
 def training_seed(index: int) -> int:
@@ -118,9 +122,10 @@ class LessonSupply:
         return prepare(*self.pick(rng, resets), self.size)
 
 
-def start(prepared: Prepared, rng: np.random.Generator, prefill: float) -> np.ndarray:
+def start(prepared: Prepared, rng: np.random.Generator, prefill: float) -> tuple[np.ndarray, bool]:
     """The episode's first world, int16[6, H, W]: the task plus a random `prefill`
-    fraction (rounded) of the solution's entities; trials have none to add."""
+    fraction (rounded) of the solution's entities (trials have none), and whether
+    anything was added (if not, its rates are `prepared.task_rates`)."""
     data = prepared.lesson.task.data.copy()
     count = int(prefill * len(prepared.parts) + 0.5)
     if count and prepared.lesson.solution is not None:
@@ -128,4 +133,4 @@ def start(prepared: Prepared, rng: np.random.Generator, prefill: float) -> np.nd
         flat = data.reshape(data.shape[0], -1)
         for i in rng.choice(len(prepared.parts), count, replace=False):
             flat[:, prepared.parts[i]] = solution[:, prepared.parts[i]]
-    return data
+    return data, count > 0

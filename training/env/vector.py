@@ -4,8 +4,10 @@ State lives in arrays allocated once (worlds int16[N, 6, H, W], masks, scores,
 counters); a step decodes all actions at once, checks them with the vectorised
 validator (`core.reasons`, held equal to `placement.check` by the tests), places the
 legal ones, recomputes masks only for worlds that changed, and scores every changed
-world in one `sink_rates_batch` call split over `threads`. Python loops run only over
-the few envs whose episode ends (lesson draw, on-path fraction).
+world in one `sink_rates_batch` call split over `threads`, started in a background
+thread so that the rest of the step (masks, episode ends) overlaps it. Python loops
+run only over the few envs whose episode ends (lesson draw, final observation); a new
+episode's first score comes from its lesson's cached task rates unless prefilled.
 
 Autoreset: `AutoresetMode.SAME_STEP`. A step that ends an episode returns the next
 episode's first observation and info; the ended episode's last observation and info
@@ -18,6 +20,7 @@ rollouts would otherwise have to mask.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -75,6 +78,7 @@ class FactoryVectorEnv(VectorEnv):
         self.lessons: list[Prepared | None] = [None] * n
         self._rngs: list[np.random.Generator] = []
         self._resets = np.zeros(n, np.int64)
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="factory-env")
 
     def reset(
         self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
@@ -93,9 +97,7 @@ class FactoryVectorEnv(VectorEnv):
         everyone = np.arange(self.num_envs)
         picked = (options or {}).get("lessons")
         lessons = [prepare(kind, int(s), self.size) for kind, s in picked] if picked else None
-        starts = self._draw(everyone, lessons)
-        rates, _ = sink_rates_batch(starts, self.threads)
-        self._begin(everyone, starts, rates)
+        self._begin(everyone, *self._draw(everyone, lessons))
         return self._observation(), self._info()
 
     def step(
@@ -107,6 +109,10 @@ class FactoryVectorEnv(VectorEnv):
         code = reasons(self.worlds, envs, actions[envs])
         legal, illegal = envs[code < 0], envs[code >= 0]
         place(self.worlds, legal, actions[legal])
+        changed = self.worlds[legal]
+        # the mimic scores the changed worlds in the background while this thread goes on
+        pending = self._background.submit(sink_rates_batch, changed, self.threads)
+        self.masks[legal] = anchor_masks(changed)
         self.reason_counts[illegal, code[code >= 0]] += 1
         self.invalid[illegal] += 1
         self.entities[legal] += 1
@@ -114,39 +120,53 @@ class FactoryVectorEnv(VectorEnv):
         terminated = ~placing
         truncated = placing & (self.steps >= self.config.steps)
         ending = np.flatnonzero(terminated | truncated)
+        info: dict[str, Any] = {}
+        if len(ending):
+            info["final_obs"] = np.full(self.num_envs, None, object)
+            for i in ending:
+                info["final_obs"][i] = {"world": self.worlds[i].copy(), "action_mask": self.masks[i].copy()}
+            on_path = on_path_fractions(self.worlds[ending])
+            starts, start_rates = self._draw(ending)
 
-        changed = self.worlds[legal]
-        self.masks[legal] = anchor_masks(changed)
-        starts = self._draw(ending)
-        # one mimic call: the worlds that changed, then the next episodes' first worlds
-        rates, _ = sink_rates_batch(np.concatenate([changed, starts]), self.threads)
-        score = scores(rates[: len(legal)], self.best[legal], self.n_sinks[legal])
+        score = scores(pending.result()[0], self.best[legal], self.n_sinks[legal])
         reward = np.zeros(self.num_envs)
         reward[legal] = score - self.score[legal] - self.config.entity_cost
         reward[illegal] = -self.config.invalid_penalty
         self.score[legal] = score
-
-        info: dict[str, Any] = {}
         if len(ending):
-            info.update(self._final(ending))
-            self._begin(ending, starts, rates[len(legal) :])
+            ended = np.zeros(self.num_envs, bool)
+            ended[ending] = True
+            final_info = self._info()
+            final_info["on_path_fraction"] = np.full(self.num_envs, np.nan)
+            final_info["on_path_fraction"][ending] = on_path
+            final_info.update({f"_{key}": ended for key in list(final_info)})
+            info.update(_final_obs=ended, final_info=final_info, _final_info=ended)
+            self._begin(ending, starts, start_rates)
         info.update(self._info())
         return self._observation(), reward, terminated, truncated, info
 
-    def _draw(self, envs: np.ndarray, lessons: list[Prepared] | None = None) -> np.ndarray:
-        """First worlds int16[len(envs), 6, H, W] of the next episodes of `envs`; records
-        their lessons."""
+    def close_extras(self, **kwargs: Any) -> None:
+        self._background.shutdown()
+
+    def _draw(self, envs: np.ndarray, lessons: list[Prepared] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """First worlds int16[len(envs), 6, H, W] of the next episodes of `envs` and their
+        sink rates float64[len(envs), MAX_SINKS]; records their lessons."""
         starts = np.empty((len(envs), *self.worlds.shape[1:]), np.int16)
+        rates = np.empty((len(envs), MAX_SINKS))
+        prefilled = np.zeros(len(envs), bool)
         for j, i in enumerate(envs):
             rng = self._rngs[i]
             lesson = lessons[j] if lessons else self.supply.draw(rng, int(self._resets[i]))
             self._resets[i] += 1
             self.lessons[i] = lesson
-            starts[j] = start(lesson, rng, self.config.prefill)
-        return starts
+            starts[j], prefilled[j] = start(lesson, rng, self.config.prefill)
+            rates[j] = lesson.task_rates
+        if prefilled.any():
+            rates[prefilled] = sink_rates_batch(starts[prefilled])[0]
+        return starts, rates
 
     def _begin(self, envs: np.ndarray, starts: np.ndarray, rates: np.ndarray) -> None:
-        """Install the episodes `_draw` prepared, with their first worlds' sink rates."""
+        """Install the episodes `_draw` prepared."""
         self.worlds[envs] = starts
         self.masks[envs] = anchor_masks(starts)
         for i in envs:
@@ -159,19 +179,6 @@ class FactoryVectorEnv(VectorEnv):
         self.score[envs] = scores(rates, self.best[envs], self.n_sinks[envs])
         self.steps[envs] = self.entities[envs] = self.invalid[envs] = 0
         self.reason_counts[envs] = 0
-
-    def _final(self, ending: np.ndarray) -> dict[str, Any]:
-        """final_obs and final_info of the episodes that end now (before autoreset)."""
-        mask = np.zeros(self.num_envs, bool)
-        mask[ending] = True
-        final_obs = np.full(self.num_envs, None, object)
-        for i in ending:
-            final_obs[i] = {"world": self.worlds[i].copy(), "action_mask": self.masks[i].copy()}
-        final_info = self._info()
-        final_info["on_path_fraction"] = np.full(self.num_envs, np.nan)
-        final_info["on_path_fraction"][ending] = on_path_fractions(self.worlds[ending])
-        final_info.update({f"_{key}": mask for key in list(final_info)})
-        return {"final_obs": final_obs, "_final_obs": mask, "final_info": final_info, "_final_info": mask}
 
     def _observation(self) -> dict[str, np.ndarray]:
         if self.copy:
