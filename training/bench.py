@@ -1,7 +1,7 @@
 """Benchmarks: machine-readable figures (JSON lines) then a readable table.
 
     python -m training.bench sim [--grid 11] [--layouts 4000] [--repeats 5] [--fixtures FILE.yaml]
-    python -m training.bench env [--envs 256] [--size 11] [--steps 300] [--lessons 30] [--threads 2] [--repeats 5]
+    python -m training.bench env [--envs 256] [--size 11] [--steps 100] [--lessons 20] [--threads 2] [--repeats 8]
 
 `sim`: steady-state evaluations per second on one core through the batched path
 (`sink_rates_batch`), on seeded lesson-like layouts (`random_layouts.routed_layout`)
@@ -161,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     env = sub.add_parser("env", help="lessons per second, then vector-env steps per second")
     env.add_argument("--envs", type=int, default=256, help="sub-environments of the vector env")
     env.add_argument("--size", type=int, default=11, help="grid size of the lessons")
-    env.add_argument("--steps", type=int, default=300, help="vector-env steps per timed run")
-    env.add_argument("--lessons", type=int, default=30, help="lessons of each kind per timed run")
+    env.add_argument("--steps", type=int, default=100, help="vector-env steps per timed run")
+    env.add_argument("--lessons", type=int, default=20, help="lessons of each kind per timed run")
     env.add_argument("--threads", type=int, default=2, help="mimic threads of the vector env")
-    env.add_argument("--repeats", type=int, default=5, help="timed runs; the best is reported")
+    env.add_argument("--repeats", type=int, default=8, help="timed runs; the best is reported")
     args = parser.parse_args(argv)
     if args.which == "sim":
         rows = [bench_sim(args.grid, args.layouts, args.repeats, args.fixtures)]
