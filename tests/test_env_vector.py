@@ -205,3 +205,14 @@ def test_random_legal_actions_are_legal() -> None:
     assert placing.sum() > 40
     assert (reasons(worlds, np.flatnonzero(placing), actions[placing]) == -1).all()
     assert set(actions[:, 4]) == {0, 1} and (actions[:, 3] >= 1).all()
+
+
+def test_a_step_where_nothing_changes_needs_no_world_scored() -> None:
+    vec = FactoryVectorEnv(num_envs=2, kinds=KINDS)
+    obs, info = vec.reset(seed=5)
+    source = int(np.flatnonzero(obs["world"][0, Channel.ENTITY].ravel() == Entity.SOURCE)[0])
+    actions = np.array([[source, 0, 0, 0, 0], [vec.size * vec.size, 0, 0, 0, 0]])  # occupied, then done
+    obs2, reward, terminated, truncated, info2 = vec.step(actions)
+    assert np.array_equal(obs2["world"][0], obs["world"][0]) and list(terminated) == [False, True]
+    assert reward[0] == 0.0 and info2["invalid_reasons"]["OCCUPIED"][0] == 1
+    vec.close()

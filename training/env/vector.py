@@ -120,11 +120,10 @@ class FactoryVectorEnv(VectorEnv):
         terminated = ~placing
         truncated = placing & (self.steps >= self.config.steps)
         ending = np.flatnonzero(terminated | truncated)
-        info: dict[str, Any] = {}
-        if len(ending):
-            info["final_obs"] = np.full(self.num_envs, None, object)
+        if len(ending):  # what does not wait for the scores
+            final_obs = np.full(self.num_envs, None, object)
             for i in ending:
-                info["final_obs"][i] = {"world": self.worlds[i].copy(), "action_mask": self.masks[i].copy()}
+                final_obs[i] = {"world": self.worlds[i].copy(), "action_mask": self.masks[i].copy()}
             on_path = on_path_fractions(self.worlds[ending])
             starts, start_rates = self._draw(ending)
 
@@ -133,14 +132,9 @@ class FactoryVectorEnv(VectorEnv):
         reward[legal] = score - self.score[legal] - self.config.entity_cost
         reward[illegal] = -self.config.invalid_penalty
         self.score[legal] = score
+        info: dict[str, Any] = {}
         if len(ending):
-            ended = np.zeros(self.num_envs, bool)
-            ended[ending] = True
-            final_info = self._info()
-            final_info["on_path_fraction"] = np.full(self.num_envs, np.nan)
-            final_info["on_path_fraction"][ending] = on_path
-            final_info.update({f"_{key}": ended for key in list(final_info)})
-            info.update(_final_obs=ended, final_info=final_info, _final_info=ended)
+            info = self._final(ending, final_obs, on_path)
             self._begin(ending, starts, start_rates)
         info.update(self._info())
         return self._observation(), reward, terminated, truncated, info
@@ -179,6 +173,16 @@ class FactoryVectorEnv(VectorEnv):
         self.score[envs] = scores(rates, self.best[envs], self.n_sinks[envs])
         self.steps[envs] = self.entities[envs] = self.invalid[envs] = 0
         self.reason_counts[envs] = 0
+
+    def _final(self, ending: np.ndarray, final_obs: np.ndarray, on_path: np.ndarray) -> dict[str, Any]:
+        """final_obs and final_info of the episodes that end now, before autoreset."""
+        ended = np.zeros(self.num_envs, bool)
+        ended[ending] = True
+        final_info = self._info()
+        final_info["on_path_fraction"] = np.full(self.num_envs, np.nan)
+        final_info["on_path_fraction"][ending] = on_path
+        final_info.update({f"_{key}": ended for key in list(final_info)})
+        return {"final_obs": final_obs, "_final_obs": ended, "final_info": final_info, "_final_info": ended}
 
     def _observation(self) -> dict[str, np.ndarray]:
         if self.copy:
