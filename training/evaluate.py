@@ -92,13 +92,13 @@ def evaluate(
 
 def markdown_table(policy: str, size: int, results: list[KindScore]) -> str:
     lines = [
-        f"| kind ({policy}, {size}x{size}) | tasks | mean score | solved | no layout | s/task |",
+        f"| kind ({policy}, {size}x{size}) | tasks | mean score | solved | no layout | ms/task |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.kind} | {r.tasks} | {r.mean_score:.3f} ± {r.std_score:.3f} | {r.solved:.0%} | "
-            f"{r.no_layout:.0%} | {r.seconds_per_task:.3f} |"
+            f"{r.no_layout:.0%} | {1000 * r.seconds_per_task:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [json.dumps({"policy": args.policy, "size": args.size, **asdict(r)}) for r in results]
     print("\n".join(lines))
     table = Table(title=f"{args.policy} on {args.seeds} held-out seeds, {args.size}x{args.size}")
-    for column in ("kind", "mean score", "solved", "no layout", "s/task"):
+    for column in ("kind", "mean score", "solved", "no layout", "ms/task"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for r in results:
         table.add_row(
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.mean_score:.3f} ± {r.std_score:.3f}",
             f"{r.solved:.0%}",
             f"{r.no_layout:.0%}",
-            f"{r.seconds_per_task:.3f}",
+            f"{1000 * r.seconds_per_task:.1f}",
         )
     console.print(table)
     if args.markdown:
