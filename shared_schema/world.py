@@ -143,29 +143,30 @@ class World:
         ys, xs = np.nonzero((ent != Entity.EMPTY) & (self.data[Channel.PART] == 0))  # row-major order
         return [(Entity(int(ent[y, x])), int(x), int(y)) for y, x in zip(ys, xs, strict=True)]
 
-    def rotated(self) -> World:
-        """This world turned a quarter clockwise (a tile at (x, y) goes to (H-1-y, x))."""
-        return _transform(self, rotate=True)
+    def rotated(self, turns: int = 1) -> World:
+        """This world turned `turns` quarters clockwise (each takes a tile at (x, y) to
+        (H-1-y, x))."""
+        return _transform(self, turns % 4, mirror=False)
 
     def mirrored(self) -> World:
         """This world mirrored east-west (x goes to W-1-x; east and west facings swap)."""
-        return _transform(self, rotate=False)
+        return _transform(self, 0, mirror=True)
 
 
-def _transform(world: World, rotate: bool) -> World:
-    """The whole tensor turned a quarter clockwise ((x, y) -> (H-1-y, x)) or mirrored
-    east-west, with facings turned and each multi-tile entity's PART renumbered from
-    its new top-left anchor."""
+def _transform(world: World, turns: int, mirror: bool) -> World:
+    """The whole tensor mirrored east-west (if `mirror`) or turned `turns` quarters
+    clockwise ((x, y) -> (H-1-y, x) each), with facings turned and each multi-tile
+    entity's PART renumbered from its new top-left anchor."""
     old = world.data
-    data = np.ascontiguousarray(np.rot90(old, k=-1, axes=(1, 2)) if rotate else old[:, :, ::-1])
+    data = np.ascontiguousarray(old[:, :, ::-1] if mirror else np.rot90(old, k=-turns, axes=(1, 2)))
     ent, facing, part = data[Channel.ENTITY], data[Channel.FACING], data[Channel.PART]
     was_facing = facing.copy()
-    turns = (ent != Entity.EMPTY) & (ent != Entity.ASSEMBLER) & (ent != Entity.BLOCKED)
-    if rotate:
-        facing[turns] = (facing[turns] + 1) % 4
-    else:
-        sideways = turns & (facing % 2 == 1)  # east and west swap; north and south stay
+    moves = (ent != Entity.EMPTY) & (ent != Entity.ASSEMBLER) & (ent != Entity.BLOCKED)
+    if mirror:
+        sideways = moves & (facing % 2 == 1)  # east and west swap; north and south stay
         facing[sideways] = 4 - facing[sideways]
+    else:
+        facing[moves] = (facing[moves] + turns) % 4
     for kind in (Entity.SPLITTER, Entity.ASSEMBLER):
         tiles = ent == kind
         if not tiles.any():
@@ -173,6 +174,10 @@ def _transform(world: World, rotate: bool) -> World:
         f = was_facing[tiles]
         w, h = (np.where(f % 2 == 0, 2, 1), np.where(f % 2 == 0, 1, 2)) if kind == Entity.SPLITTER else (3, 3)
         dx, dy = part[tiles] % w, part[tiles] // w
-        # a tile dx, dy into the old footprint (w x h) sits at h-1-dy, dx in the turned one (h x w)
-        part[tiles] = (h - 1 - dy) + dx * h if rotate else (w - 1 - dx) + dy * w
+        if mirror:
+            part[tiles] = (w - 1 - dx) + dy * w
+            continue
+        for _ in range(turns):  # a tile dx, dy into a w x h footprint sits at h-1-dy, dx in the turned h x w one
+            dx, dy, w, h = h - 1 - dy, dx, h, w
+        part[tiles] = dx + dy * w
     return World(data)

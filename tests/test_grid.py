@@ -146,6 +146,8 @@ def test_rotation_and_mirror_move_every_entity_whole() -> None:
     for world in worlds:
         assert world.rotated() == _turned_entity_by_entity(world, rotate=True)
         assert world.mirrored() == _turned_entity_by_entity(world, rotate=False)
+        assert world.rotated(2) == world.rotated().rotated()
+        assert world.rotated(3) == world.rotated(-1) == world.rotated().rotated().rotated()
 
 
 def test_rotation_and_mirror_are_exact_inverses() -> None:

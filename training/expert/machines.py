@@ -419,14 +419,11 @@ def _first_row(
 def _orient(world: World, mirror: bool, turns: int) -> World:
     if mirror:
         world = world.mirrored()
-    for _ in range(turns):
-        world = world.rotated()
-    return world
+    return world.rotated(turns)
 
 
 def _unorient(world: World, mirror: bool, turns: int) -> World:
-    for _ in range((4 - turns) % 4):
-        world = world.rotated()
+    world = world.rotated(-turns)
     return world.mirrored() if mirror else world
 
 

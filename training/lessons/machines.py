@@ -118,7 +118,7 @@ def machine_row(rng: np.random.Generator, size: int) -> Built:
         recipe = catalog.recipe(recipe_id)
         two = len(recipe.ingredients) == 2
         y0 = int(rng.integers(0, size - 7)) - (0 if two else 1)
-        x0 = int(rng.integers(1, size - 3 * machines + 1))
+        x0 = int(rng.integers(1, size - 3 * machines))  # a free column on either side
         columns = tuple(tuple(int(c) for c in rng.permutation(3)) for _ in range(machines))
         row = Row(machines, x0, y0, columns)  # type: ignore[arg-type]
         task = World.empty(size, size)
@@ -128,7 +128,9 @@ def machine_row(rng: np.random.Generator, size: int) -> Built:
         out_end, out_y = row.out_end
         ys, xs = np.nonzero(skeleton[0].data[Channel.ENTITY])
         reserved = {(int(x), int(y)) for x, y in zip(xs, ys, strict=True)}
-        # keep the sources off the product belt's way out
+        # markers stand outside the row (inside, most are walled in), and the sources off
+        # the product belt's way out
+        reserved |= {(x, y) for x in range(x0, out_end + 1) for y in range(y0, out_y + 1)}
         below = {(x, y) for x in range(x0 - 1, out_end + 2) for y in (out_y, out_y + 1)}
         sources = []
         for name, _ in recipe.ingredients:
@@ -146,8 +148,8 @@ def machine_row(rng: np.random.Generator, size: int) -> Built:
         return None if solution is None else (task, frozenset(), solution)
 
     task, protected, solution = draw_until_built(rng, size, build)
-    for _ in range(int(rng.integers(4))):
-        task, solution = task.rotated(), solution.rotated()
+    turns = int(rng.integers(4))
+    task, solution = task.rotated(turns), solution.rotated(turns)
     if rng.random() < 0.5:
         task, solution = task.mirrored(), solution.mirrored()
     return task, protected, solution

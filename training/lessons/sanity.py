@@ -18,9 +18,7 @@ from training.lessons.base import register
 
 def _turn_to(world: World, facing: Direction) -> World:
     """`world` drawn facing east, turned so that its flow goes `facing`."""
-    for _ in range((int(facing) - int(Direction.EAST)) % 4):
-        world = world.rotated()
-    return world
+    return world.rotated(int(facing) - int(Direction.EAST))
 
 
 @register("one-belt")
