@@ -1,0 +1,76 @@
+"""The policy network and its masked, factored action distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.env import PLACEABLE, FactoryVectorEnv
+from training.env.core import to_action
+from training.model import ASSEMBLER, FactoredDistribution, ModelConfig, Policy
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[FactoryVectorEnv, dict[str, np.ndarray]]:
+    env = FactoryVectorEnv(num_envs=16, size=11)
+    obs, _ = env.reset(seed=3)
+    return env, obs
+
+
+def test_heads_have_the_documented_shapes_at_any_grid_size() -> None:
+    policy = Policy(ModelConfig(width=16, conv_blocks=1))
+    recipes = policy.config.recipes
+    for h, w in ((8, 8), (11, 11), (5, 9)):
+        heads = policy(torch.zeros(3, 6, h, w, dtype=torch.int16))
+        t = h * w
+        assert heads.tile.shape == (3, t + 1) and heads.kind.shape == (3, t, len(PLACEABLE))
+        assert heads.facing.shape == (3, t, len(PLACEABLE), 4) and heads.recipe.shape == (3, t, recipes)
+        assert heads.end.shape == (3, t, 2) and heads.value.shape == (3,)
+
+
+def test_sampled_and_greedy_actions_are_always_legal(batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]]) -> None:
+    _, obs = batch
+    torch.manual_seed(0)
+    policy = Policy(ModelConfig(width=16, conv_blocks=1))
+    with torch.no_grad():
+        dist = FactoredDistribution(policy(torch.as_tensor(obs["world"])), torch.as_tensor(obs["action_mask"]))
+        actions = [dist.sample() for _ in range(20)] + [dist.mode()]
+    for action in actions:
+        for b in range(len(action)):
+            if to_action(action[b].numpy(), 11) is None:
+                continue  # "done"
+            # the env's mask is the validator's answer (tests/test_env*.py hold them equal)
+            assert obs["action_mask"][b, int(action[b, 1]), int(action[b, 2]), int(action[b, 0])] == 1
+            if int(action[b, 1]) == ASSEMBLER:
+                assert int(action[b, 3]) > 0 and int(action[b, 2]) == 0
+
+
+def test_log_prob_is_the_probability_of_what_sample_draws(
+    batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]],
+) -> None:
+    _, obs = batch
+    torch.manual_seed(1)
+    policy = Policy(ModelConfig(width=16, conv_blocks=1))
+    with torch.no_grad():
+        dist = FactoredDistribution(policy(torch.as_tensor(obs["world"])), torch.as_tensor(obs["action_mask"]))
+        action = dist.sample()
+        logp = dist.log_prob(action)
+        assert torch.isfinite(logp).all() and (logp <= 0).all()
+        # a forced "done" carries only the tile head's probability
+        done = torch.zeros_like(action)
+        done[:, 0] = 121
+        expected = torch.log_softmax(dist.tile_logits, dim=-1)[:, 121]
+        assert torch.allclose(dist.log_prob(done), expected)
+        entropy = dist.entropy(action)
+        assert set(entropy) == {"tile", "kind", "facing", "recipe", "end"}
+        assert all((v >= -1e-6).all() for v in entropy.values())
+
+
+def test_gradients_reach_every_head(batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]]) -> None:
+    _, obs = batch
+    policy = Policy(ModelConfig(width=16, conv_blocks=1))
+    heads = policy(torch.as_tensor(obs["world"]))
+    dist = FactoredDistribution(heads, torch.as_tensor(obs["action_mask"]))
+    (-dist.log_prob(dist.sample()).mean() + heads.value.pow(2).mean()).backward()
+    assert policy.tile_head.weight.grad is not None and policy.value_head[0].weight.grad is not None
