@@ -52,3 +52,8 @@ def test_the_expert_solves_every_lesson_it_generated() -> None:
 def test_unknown_kind_is_refused() -> None:
     result = run("--kind", "spaghetti")
     assert result.returncode == 2 and "invalid choice: 'spaghetti'" in result.stderr
+
+
+def test_grid_size_is_checked() -> None:
+    result = run("--kind", "split", "--size", "40")
+    assert result.returncode == 2 and "--size must be 8 to 32, not 40" in result.stderr

@@ -15,6 +15,7 @@ import sys
 from shared_schema.grid import render_grid
 from training.expert import expert_layout
 from training.lessons import KINDS, generate
+from training.lessons.base import MAX_SIZE, MIN_SIZE
 from training.sim import power_mean_score, simulate
 
 
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="lesson seed")
     parser.add_argument("--size", type=int, default=11, help="grid size (8 to 32)")
     args = parser.parse_args(argv)
+    if not MIN_SIZE <= args.size <= MAX_SIZE:
+        parser.error(f"--size must be {MIN_SIZE} to {MAX_SIZE}, not {args.size}")
     lesson = generate(args.kind, args.seed, args.size)
     print(f"task ({args.kind}, seed {args.seed}):")
     print(render_grid(lesson.task))
