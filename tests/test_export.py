@@ -1,0 +1,108 @@
+"""ONNX export: onnxruntime agrees with torch, the metadata is there, and the numpy
+action picker (`training.onnx_policy.choose`) agrees with `FactoredDistribution`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from shared_schema import SCHEMA_VERSION
+from training.checkpoint import save
+from training.env.core import PLACEABLE, anchor_masks, n_recipes, place
+from training.export import catalog_fingerprint, export, main
+from training.lessons import generate
+from training.model import FactoredDistribution, ModelConfig, Policy
+from training.onnx_policy import HEAD_NAMES, HeadArrays, OnnxPolicy, choose
+
+TINY = ModelConfig(width=16, conv_blocks=1)
+KINDS = ("one-belt", "belt-wall", "split", "machine", "machine-row", "trial-2")
+
+
+def random_layouts(count: int, size: int, seed: int) -> np.ndarray:
+    """int16[count, 6, size, size]: lesson tasks with a random number of random legal placements."""
+    rng = np.random.default_rng(seed)
+    worlds = np.stack([generate(KINDS[i % len(KINDS)], i, size).task.data for i in range(count)])
+    for _ in range(int(rng.integers(5, 30))):
+        masks = anchor_masks(worlds)
+        for i in range(count):
+            legal = np.argwhere(masks[i])
+            if len(legal) == 0:
+                continue
+            kind, facing, tile = legal[rng.integers(len(legal))]
+            action = np.array([[tile, kind, facing, rng.integers(1, n_recipes()), rng.integers(2)]])
+            place(worlds, np.array([i]), action)
+    return worlds
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Policy, Path]:
+    torch.manual_seed(0)
+    policy = Policy(TINY).eval()
+    path = tmp_path_factory.mktemp("onnx") / "policy.onnx"
+    export(policy, path, 11, source="tiny.pt")
+    return policy, path
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("size", [11, 9])
+def test_onnxruntime_agrees_with_torch(exported: tuple[Policy, Path], batch: int, size: int) -> None:
+    policy, path = exported
+    worlds = random_layouts(batch, size, seed=batch * size)
+    with torch.no_grad():
+        expected = policy(torch.as_tensor(worlds))
+    got = OnnxPolicy(path).heads(worlds)
+    for name, want, have in zip(HEAD_NAMES, expected, got, strict=True):
+        assert have.shape == tuple(want.shape), name
+        np.testing.assert_allclose(have, want.numpy(), atol=1e-4, rtol=0, err_msg=name)
+
+
+def test_metadata_names_what_the_server_needs(exported: tuple[Policy, Path]) -> None:
+    _, path = exported
+    meta = OnnxPolicy(path).metadata
+    assert meta["grid_size"] == 11 and meta["schema_version"] == SCHEMA_VERSION
+    assert meta["placeable"] == [k.name.lower() for k in PLACEABLE] and meta["ends"] == ["entrance", "exit"]
+    assert meta["recipes"] == n_recipes() and meta["catalog_sha256"] == catalog_fingerprint()
+    assert meta["model_config"]["width"] == 16 and meta["source_checkpoint"] == "tiny.pt"
+    inputs = onnx.load(str(path)).graph.input[0].type.tensor_type
+    assert inputs.elem_type == onnx.TensorProto.INT16
+    assert [d.dim_param for d in inputs.shape.dim] == ["batch", "", "height", "width"]
+
+
+def test_numpy_choice_agrees_with_the_torch_distribution(exported: tuple[Policy, Path]) -> None:
+    policy, _ = exported
+    worlds = random_layouts(24, 11, seed=5)
+    masks = anchor_masks(worlds)
+    with torch.no_grad():
+        heads = policy(torch.as_tensor(worlds))
+    dist = FactoredDistribution(heads, torch.as_tensor(masks))
+    numpy_heads = HeadArrays(*(h.numpy() for h in heads))
+    greedy = choose(numpy_heads, masks, greedy=True)
+    np.testing.assert_array_equal(greedy, dist.mode().numpy())
+    # sampled actions are legal and have finite log-probability under the torch distribution
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        sampled = choose(numpy_heads, masks, greedy=False, rng=rng)
+        assert torch.isfinite(dist.log_prob(torch.as_tensor(sampled))).all()
+        placed = sampled[:, 0] < 121
+        rows = np.nonzero(placed)[0]
+        assert (masks[rows, sampled[rows, 1], sampled[rows, 2], sampled[rows, 0]] == 1).all()
+
+
+def test_cli_exports_a_checkpoint_that_loads_on_the_cpu(tmp_path: Path) -> None:
+    checkpoint, output = tmp_path / "tiny.pt", tmp_path / "tiny.onnx"
+    save(checkpoint, Policy(TINY), size=8)
+    assert main([str(checkpoint), "-o", str(output)]) == 0
+    # a fresh interpreter, onnxruntime only: the server's situation
+    code = (
+        "import sys, numpy as np; from training.onnx_policy import OnnxPolicy; "
+        f"p = OnnxPolicy({str(output)!r}); h = p.heads(np.zeros((1, 6, 8, 8), np.int16)); "
+        "assert 'torch' not in sys.modules; print(p.size, h.tile.shape)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["8", "(1,", "65)"]

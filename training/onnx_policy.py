@@ -1,0 +1,111 @@
+"""Run an exported policy (`python -m training.export`) with onnxruntime and numpy only.
+
+The server imports this module; it must never import torch. `OnnxPolicy(path)` opens
+the model and its metadata; `policy.heads(worlds)` runs the network on int16[B, 6, H, W]
+worlds and returns the six heads as numpy arrays (`HeadArrays`, the same layout as
+`training.model.Heads`); `choose(heads, action_mask, greedy, rng)` applies the env's
+action mask (int8[B, 6, 4, H*W]) and picks actions int64[B, 5] (tile, kind, facing,
+recipe, end) with the semantics of `training.model.FactoredDistribution`: tile (or
+"done", the last tile value) among tiles where any kind and facing is legal, then kind
+legal on that tile, then facing legal for that kind (assemblers: north only), then a
+recipe other than 0 (assemblers) and an underground end (undergrounds); parts the
+choice does not read are 0.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from shared_schema.entities import Entity
+from training.env.core import PLACEABLE
+
+HEAD_NAMES = ("tile", "kind", "facing", "recipe", "end", "value")
+ASSEMBLER = PLACEABLE.index(Entity.ASSEMBLER)
+UNDERGROUND = PLACEABLE.index(Entity.UNDERGROUND)
+MASKED = -1e9  # the logit of an illegal choice, as in training.model
+
+
+class HeadArrays(NamedTuple):
+    """tile [B, T+1], kind [B, T, 6], facing [B, T, 6, 4], recipe [B, T, R], end [B, T, 2], value [B]."""
+
+    tile: np.ndarray
+    kind: np.ndarray
+    facing: np.ndarray
+    recipe: np.ndarray
+    end: np.ndarray
+    value: np.ndarray
+
+
+def _take(logits: np.ndarray, greedy: bool, rng: np.random.Generator | None) -> np.ndarray:
+    """argmax, or a draw from softmax(logits), along the last axis: [B, N] -> int64[B]."""
+    if greedy:
+        return logits.argmax(axis=-1).astype(np.int64)
+    if rng is None:
+        raise ValueError("sampling needs a random generator (rng=)")
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(p, axis=-1)
+    u = rng.random((len(z), 1)) * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(axis=-1), z.shape[-1] - 1).astype(np.int64)
+
+
+def choose(
+    heads: HeadArrays, action_mask: np.ndarray, greedy: bool = True, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Masked actions int64[B, 5] from the heads (see the module docstring)."""
+    mask = action_mask.astype(bool)  # [B, K, 4, T]
+    b, _, _, t = mask.shape
+    rows = np.arange(b)
+    legal_tile = np.concatenate((mask.any(axis=(1, 2)), np.ones((b, 1), bool)), axis=1)
+    tile = _take(np.where(legal_tile, heads.tile.astype(np.float32), MASKED), greedy, rng)
+    done = tile == t
+    at = np.minimum(tile, t - 1)
+    here = mask[rows, :, :, at]  # [B, K, 4]
+    kind = _take(np.where(here.any(axis=2), heads.kind[rows, at].astype(np.float32), MASKED), greedy, rng)
+    legal_facing = here[rows, kind]  # [B, 4]
+    legal_facing[kind == ASSEMBLER] = (True, False, False, False)  # an assembler's facing carries no choice
+    facing = _take(np.where(legal_facing, heads.facing[rows, at, kind].astype(np.float32), MASKED), greedy, rng)
+    recipe_logits = heads.recipe[rows, at].astype(np.float32)
+    recipe_logits[:, 0] = MASKED  # recipe 0 is "none": an assembler needs a real one
+    recipe = _take(recipe_logits, greedy, rng)
+    end = _take(heads.end[rows, at].astype(np.float32), greedy, rng)
+    recipe = np.where((kind == ASSEMBLER) & ~done, recipe, 0)
+    end = np.where((kind == UNDERGROUND) & ~done, end, 0)
+    kind, facing = np.where(done, 0, kind), np.where(done, 0, facing)
+    return np.stack((tile, kind, facing, recipe, end), axis=1)
+
+
+class OnnxPolicy:
+    """An exported policy on onnxruntime (CPU, or CUDA when `providers` asks for it).
+    `metadata` holds the model's metadata_props, JSON values decoded."""
+
+    def __init__(self, path: Path | str, providers: list[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
+        raw = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: dict[str, Any] = {k: _decode(v) for k, v in raw.items()}
+        self._input = self.session.get_inputs()[0]
+
+    @property
+    def size(self) -> int:
+        """The grid side the policy was trained at."""
+        return int(self.metadata["grid_size"])
+
+    def heads(self, worlds: np.ndarray) -> HeadArrays:
+        """The network on int16[B, 6, H, W] worlds."""
+        dtype = np.int64 if self._input.type == "tensor(int64)" else np.int16
+        outputs = self.session.run(list(HEAD_NAMES), {self._input.name: np.ascontiguousarray(worlds, dtype)})
+        return HeadArrays(*(np.asarray(o) for o in outputs))
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
