@@ -35,3 +35,70 @@ def test_kinds_are_listed_lessons_first_then_trials() -> None:
     kinds = ordered_kinds()
     assert sorted(kinds) == sorted(KINDS)
     assert kinds[-3:] == sorted(TRIAL_KINDS)
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny random-weight checkpoint and its ONNX export."""
+    import torch
+
+    from training.checkpoint import save
+    from training.export import export
+    from training.model import ModelConfig, Policy
+
+    torch.manual_seed(0)
+    policy = Policy(ModelConfig(width=16, conv_blocks=1))
+    folder = tmp_path_factory.mktemp("policy")
+    save(folder / "tiny.pt", policy, size=11)
+    export(policy, folder / "tiny.onnx", 11)
+    return folder / "tiny.pt", folder / "tiny.onnx"
+
+
+def test_learned_policies_evaluate_from_a_checkpoint_or_onnx(
+    tiny_policy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = {}
+    for path in tiny_policy:
+        chart = tmp_path / f"{path.suffix[1:]}.png"
+        args = ["--policy", str(path), "--seeds", "2", "--kinds", "one-belt", "split", "--png", str(chart)]
+        assert main(args) == 0
+        rows[path.suffix] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert chart.read_bytes().startswith(b"\x89PNG")
+    for got in rows.values():
+        assert [r["kind"] for r in got] == ["one-belt", "split"] and all(r["tasks"] == 2 for r in got)
+        assert all(0.0 <= r["mean_score"] <= 1.0 and r["no_layout"] == 0.0 for r in got)
+    # the same network in torch and in onnxruntime plays the same greedy games
+    assert [r["mean_score"] for r in rows[".pt"]] == pytest.approx([r["mean_score"] for r in rows[".onnx"]])
+
+
+def test_compare_expert_scores_both_and_draws_them(
+    tiny_policy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chart, table = tmp_path / "chart.png", tmp_path / "table.md"
+    args = ["--policy", str(tiny_policy[1]), "--seeds", "2", "--kinds", "one-belt", "--compare-expert"]
+    assert main([*args, "--png", str(chart), "--markdown", str(table)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["policy"] for r in rows] == [str(tiny_policy[1]), "expert"] and rows[1]["mean_score"] == 1.0
+    assert chart.stat().st_size > 1000 and table.read_text().count("| kind (") == 2
+
+
+def test_rollout_plays_as_the_env_steps(tiny_policy: tuple[Path, Path]) -> None:
+    """A batched greedy rollout ends in the world, and the score, of stepping FactoryEnv greedily."""
+    from training.env import FactoryEnv
+    from training.evaluate import rollout, score_layout
+    from training.lessons import HELD_OUT_SEEDS, generate
+    from training.onnx_policy import OnnxPolicy, choose
+
+    policy = OnnxPolicy(tiny_policy[1])
+    lessons = [generate(kind, HELD_OUT_SEEDS[i], 11) for i, kind in enumerate(["belt-routing", "machine", "merge"])]
+    worlds = rollout(policy.heads, lessons)
+    env = FactoryEnv(size=11)
+    for lesson, world in zip(lessons, worlds, strict=True):
+        obs, info = env.reset(options={"kind": lesson.kind, "seed": lesson.seed})
+        ended = False
+        while not ended:
+            action = choose(policy.heads(obs["world"][None]), obs["action_mask"][None])[0]
+            obs, _, terminated, truncated, info = env.step(action)
+            ended = terminated or truncated
+        assert (obs["world"] == world.data).all()
+        assert info["score"] == pytest.approx(score_layout(lesson, world))

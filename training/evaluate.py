@@ -1,11 +1,18 @@
 """Score a planner on held-out lessons: mean normalised score per lesson kind and trial depth.
 
-    python -m training.evaluate --policy expert [--seeds 100] [--size 11] [--kinds K ...]
-        [--markdown table.md] [--jsonl scores.jsonl]
+    python -m training.evaluate --policy expert|CKPT.pt|POLICY.onnx [--seeds 100] [--size 11]
+        [--kinds K ...] [--markdown table.md] [--jsonl scores.jsonl] [--png chart.png] [--compare-expert]
 
 Every kind is scored on the same held-out seeds (`HELD_OUT_SEEDS`, never used for
-training). A task the planner leaves without a layout scores 0. Prints one JSON line
-per kind and a table; `--markdown` also writes the table as Markdown (the README's).
+training). A task the planner leaves without a layout scores 0. A learned policy (a
+training checkpoint or an ONNX export) plays greedy rollouts from the bare task
+(prefill 0): all seeds of a kind at once, one placement per step with the env's own
+masks, validator and placement (`training.env.core`), until it says "done" or the
+env's step limit (size * size // 2 steps); its score is the final world's, as the env
+reports it. Prints one JSON line per kind and a table; `--markdown` also writes the
+table as Markdown (the README's); `--png` draws the mean score per kind as bars, with
+the expert's beside them when `--compare-expert` is given (which also scores the
+expert and prints its lines and table).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -24,10 +32,17 @@ from rich.progress import Progress
 from rich.table import Table
 
 from shared_schema.world import World
+from training.env.core import anchor_masks, place, reasons
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, Lesson, generate
+from training.onnx_policy import HeadArrays, choose
 from training.sim import power_mean_score, sink_rates_batch
 
+if TYPE_CHECKING:  # this module imports without torch: the expert and ONNX policies need none
+    from training.model import Policy
+
 Planner = Callable[[Lesson], World | None]
+BatchPlanner = Callable[[list[Lesson]], list[World | None]]  # all seeds of a kind at once
+HeadsFn = Callable[[np.ndarray], HeadArrays]  # a policy network: int16[B, 6, H, W] worlds -> heads
 SOLVED = 0.999  # a score at least this counts as solved (rates are floats)
 
 
@@ -51,6 +66,68 @@ def expert_planner(lesson: Lesson) -> World | None:
 PLANNERS: dict[str, Planner] = {"expert": expert_planner}
 
 
+def one_by_one(planner: Planner) -> BatchPlanner:
+    return lambda lessons: [planner(lesson) for lesson in lessons]
+
+
+def rollout(heads: HeadsFn, lessons: Sequence[Lesson], max_steps: int | None = None) -> list[World]:
+    """Greedy rollouts of a policy from each lesson's bare task, as the env steps them:
+    one placement per step (an illegal one changes nothing), until "done" or `max_steps`
+    (default: the env's, size * size // 2). All lessons share one grid size."""
+    worlds = np.ascontiguousarray(np.stack([lesson.task.data for lesson in lessons]))
+    h, w = worlds.shape[2:]
+    steps = h * w // 2 if max_steps is None else max_steps
+    active = np.arange(len(lessons))
+    for _ in range(steps):
+        if not len(active):
+            break
+        current = worlds[active]
+        actions = choose(heads(current), anchor_masks(current), greedy=True)
+        placing = actions[:, 0] < h * w
+        active, actions = active[placing], actions[placing]
+        legal = reasons(worlds, active, actions) == -1
+        place(worlds, active[legal], actions[legal])
+    return [World(world) for world in worlds]
+
+
+def policy_planner(heads: HeadsFn) -> BatchPlanner:
+    return lambda lessons: list[World | None](rollout(heads, lessons))
+
+
+def torch_heads(policy: Policy) -> HeadsFn:
+    """A `training.model.Policy` as a HeadsFn (no gradients, eval mode, on its own device)."""
+    import torch
+
+    device = next(policy.parameters()).device
+
+    def run(worlds: np.ndarray) -> HeadArrays:
+        was_training = policy.training
+        policy.eval()
+        with torch.no_grad():
+            out = policy(torch.as_tensor(worlds, device=device))
+        policy.train(was_training)
+        return HeadArrays(*(t.float().cpu().numpy() for t in out))
+
+    return run
+
+
+def load_planner(spec: str) -> BatchPlanner:
+    """'expert', a training checkpoint (.pt) or an ONNX export (.onnx)."""
+    if spec in PLANNERS:
+        return one_by_one(PLANNERS[spec])
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"unknown policy {spec!r}: neither {', '.join(PLANNERS)} nor a file")
+    if path.suffix == ".onnx":
+        from training.onnx_policy import OnnxPolicy
+
+        return policy_planner(OnnxPolicy(path).heads)
+    from training.checkpoint import load
+
+    policy, _ = load(path)
+    return policy_planner(torch_heads(policy))
+
+
 def score_layout(lesson: Lesson, layout: World | None) -> float:
     """The layout's normalised score on the lesson; 0 without a layout."""
     if layout is None:
@@ -60,22 +137,17 @@ def score_layout(lesson: Lesson, layout: World | None) -> float:
 
 
 def evaluate(
-    planner: Planner, kinds: Sequence[str], seeds: Sequence[int], size: int, progress: Progress | None = None
+    planner: BatchPlanner, kinds: Sequence[str], seeds: Sequence[int], size: int, progress: Progress | None = None
 ) -> list[KindScore]:
+    """Score `planner` on `seeds` of each kind (a one-lesson `Planner` goes in `one_by_one`)."""
     results = []
     task = progress.add_task("evaluating", total=len(kinds) * len(seeds)) if progress else None
     for kind in kinds:
-        scores, missing, seconds = [], 0, 0.0
-        for seed in seeds:
-            lesson = generate(kind, seed, size)
-            start = time.perf_counter()
-            layout = planner(lesson)
-            seconds += time.perf_counter() - start
-            missing += layout is None
-            scores.append(score_layout(lesson, layout))
-            if progress is not None and task is not None:
-                progress.advance(task)
-        s = np.asarray(scores)
+        lessons = [generate(kind, seed, size) for seed in seeds]
+        start = time.perf_counter()
+        layouts = planner(lessons)
+        seconds = time.perf_counter() - start
+        s = np.asarray([score_layout(lesson, layout) for lesson, layout in zip(lessons, layouts, strict=True)])
         results.append(
             KindScore(
                 kind=kind,
@@ -83,10 +155,12 @@ def evaluate(
                 mean_score=float(s.mean()),
                 std_score=float(s.std()),
                 solved=float((s >= SOLVED).mean()),
-                no_layout=missing / len(seeds),
+                no_layout=sum(layout is None for layout in layouts) / len(seeds),
                 seconds_per_task=seconds / len(seeds),
             )
         )
+        if progress is not None and task is not None:
+            progress.advance(task, len(seeds))
     return results
 
 
@@ -108,27 +182,34 @@ def ordered_kinds() -> list[str]:
     return [k for k in KINDS if k not in TRIAL_KINDS] + sorted(TRIAL_KINDS)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--policy", required=True, help="'expert' (learned policies arrive with training)")
-    parser.add_argument("--seeds", type=int, default=100, help="held-out seeds per kind (default 100)")
-    parser.add_argument("--size", type=int, default=11, help="grid size (8 to 32)")
-    parser.add_argument("--kinds", nargs="+", choices=sorted(KINDS), help="kinds to score (default: all)")
-    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--jsonl", type=Path, help="also write the JSON lines here")
-    args = parser.parse_args(argv)
-    if args.policy not in PLANNERS:
-        parser.error(f"unknown policy {args.policy!r}; known: {', '.join(PLANNERS)}")
-    if not 1 <= args.seeds <= len(HELD_OUT_SEEDS):
-        parser.error(f"--seeds must be 1 to {len(HELD_OUT_SEEDS)}")
-    kinds = args.kinds or ordered_kinds()
-    seeds = list(HELD_OUT_SEEDS[: args.seeds])
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True) as progress:
-        results = evaluate(PLANNERS[args.policy], kinds, seeds, args.size, progress)
-    lines = [json.dumps({"policy": args.policy, "size": args.size, **asdict(r)}) for r in results]
+def bar_chart(path: Path, size: int, scores: dict[str, list[KindScore]]) -> None:
+    """A PNG of the mean score per kind (error bars: one standard deviation), one bar per planner."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [r.kind for r in next(iter(scores.values()))]
+    x = np.arange(len(kinds))
+    width = 0.8 / len(scores)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(kinds) + 2), 4))
+    for i, (name, results) in enumerate(scores.items()):
+        means = [r.mean_score for r in results]
+        ax.bar(x + (i - (len(scores) - 1) / 2) * width, means, width, yerr=[r.std_score for r in results], label=name)
+    ax.set_xticks(x, kinds, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("mean normalised score")
+    ax.set_title(f"held-out seeds, {size}x{size}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _report(console: Console, name: str, size: int, seeds: int, results: list[KindScore]) -> list[str]:
+    lines = [json.dumps({"policy": name, "size": size, **asdict(r)}) for r in results]
     print("\n".join(lines))
-    table = Table(title=f"{args.policy} on {args.seeds} held-out seeds, {args.size}x{args.size}")
+    table = Table(title=f"{name} on {seeds} held-out seeds, {size}x{size}")
     for column in ("kind", "mean score", "solved", "no layout", "ms/task"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for r in results:
@@ -140,10 +221,43 @@ def main(argv: list[str] | None = None) -> int:
             f"{1000 * r.seconds_per_task:.1f}",
         )
     console.print(table)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policy", required=True, help="'expert', a checkpoint (.pt) or an ONNX export (.onnx)")
+    parser.add_argument("--seeds", type=int, default=100, help="held-out seeds per kind (default 100)")
+    parser.add_argument("--size", type=int, default=11, help="grid size (8 to 32)")
+    parser.add_argument("--kinds", nargs="+", choices=sorted(KINDS), help="kinds to score (default: all)")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    parser.add_argument("--jsonl", type=Path, help="also write the JSON lines here")
+    parser.add_argument("--png", type=Path, help="also draw the mean score per kind as a bar chart here")
+    parser.add_argument("--compare-expert", action="store_true", help="also score the expert, beside it in the chart")
+    args = parser.parse_args(argv)
+    try:
+        planner = load_planner(args.policy)
+    except Exception as error:  # an unknown name or a file that is not a policy
+        parser.error(str(error))
+    if not 1 <= args.seeds <= len(HELD_OUT_SEEDS):
+        parser.error(f"--seeds must be 1 to {len(HELD_OUT_SEEDS)}")
+    kinds = args.kinds or ordered_kinds()
+    seeds = list(HELD_OUT_SEEDS[: args.seeds])
+    console = Console(stderr=True)
+    planners = {args.policy: planner}
+    if args.compare_expert and args.policy != "expert":
+        planners["expert"] = one_by_one(expert_planner)
+    scores, lines = {}, []
+    for name, plan in planners.items():
+        with Progress(console=console, transient=True) as progress:
+            scores[name] = evaluate(plan, kinds, seeds, args.size, progress)
+        lines += _report(console, name, args.size, args.seeds, scores[name])
     if args.markdown:
-        args.markdown.write_text(markdown_table(args.policy, args.size, results))
+        args.markdown.write_text("\n".join(markdown_table(n, args.size, r) for n, r in scores.items()))
     if args.jsonl:
         args.jsonl.write_text("\n".join(lines) + "\n")
+    if args.png:
+        bar_chart(args.png, args.size, {Path(n).name: r for n, r in scores.items()})
     return 0
 
 
