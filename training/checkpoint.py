@@ -17,6 +17,8 @@ from shared_schema import SCHEMA_VERSION
 from training.model import ModelConfig, Policy
 
 FORMAT = 1  # bump when the file layout changes
+# ModelConfig fields added after the first checkpoints, at the value those were built with
+LEGACY_MODEL_FIELDS = {"pool": 1}
 
 
 class CheckpointError(ValueError):
@@ -53,7 +55,7 @@ def load(path: Path, device: str | torch.device = "cpu") -> tuple[Policy, dict[s
             f"checkpoint {path} speaks schema version {payload.get('schema_version')}, this code {SCHEMA_VERSION}"
         )
     try:
-        policy = Policy(ModelConfig(**payload["model_config"]))
+        policy = Policy(ModelConfig(**{**LEGACY_MODEL_FIELDS, **payload["model_config"]}))
         policy.load_state_dict(payload["model"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"checkpoint {path} does not hold a policy this code can build: {error}") from None

@@ -20,7 +20,7 @@ an illegal action, and gives samples, greedy actions, log-probs and entropies.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
 import torch
@@ -42,23 +42,17 @@ MASKED = -1e9  # logit of an illegal choice: exp() is exactly 0 in float32
 class ModelConfig:
     """Sizes of the network; the defaults are the shipped policy's (small: it trains on CPU)."""
 
-    width: int = 32  # features per tile
-    conv_blocks: int = 2  # residual 3x3 convolution blocks
+    width: int = 16  # features per tile
+    conv_blocks: int = 1  # residual 3x3 convolution blocks
     attention_layers: int = 1  # transformer encoder layers over the tiles
-    heads: int = 2  # attention heads (each costs a tiles x tiles matrix per world)
+    heads: int = 1  # attention heads (each costs a tokens x tokens matrix per world)
     items: int = 0  # item ids the embedding knows (0: the catalog's)
     recipes: int = 0  # recipe ids (0: the catalog's)
+    pool: int = 2  # attention runs over pool x pool blocks of tiles (1: every tile its own token)
 
     def resolved(self) -> ModelConfig:
         catalog = load_catalog()
-        return ModelConfig(
-            self.width,
-            self.conv_blocks,
-            self.attention_layers,
-            self.heads,
-            self.items or len(catalog.items),
-            self.recipes or len(catalog.recipes),
-        )
+        return replace(self, items=self.items or len(catalog.items), recipes=self.recipes or len(catalog.recipes))
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -70,6 +64,16 @@ class Heads(NamedTuple):
     facing: Tensor
     recipe: Tensor
     end: Tensor
+    value: Tensor
+
+
+class Features(NamedTuple):
+    """What `Policy.features` computes before the per-tile heads: tokens [B, H*W, d], the
+    tile logits [B, H*W + 1] and the value [B]. `Policy.at(tokens)` gives the kind, facing,
+    recipe and end logits of chosen tiles only, which is what training needs."""
+
+    tokens: Tensor
+    tile: Tensor
     value: Tensor
 
 
@@ -158,20 +162,39 @@ class Policy(nn.Module):
         )
         return (x + self.where(where)).permute(0, 3, 1, 2)
 
-    def forward(self, world: Tensor) -> Heads:
-        b = world.shape[0]
+    def features(self, world: Tensor) -> Features:
+        """The trunk: convolutions, then attention over pool x pool blocks of tiles whose
+        result is added back to every tile of its block."""
         x = self.blocks(self.embed(world))  # [B, d, H, W]
-        tokens = self.norm(self.attention(x.flatten(2).transpose(1, 2)))  # [B, H*W, d]
+        b, d, h, w = x.shape
+        p = self.config.pool
+        if p > 1:
+            coarse = F.avg_pool2d(x, p, ceil_mode=True)  # [B, d, ceil(H/p), ceil(W/p)]
+            hc, wc = coarse.shape[-2:]
+            tokens = coarse.flatten(2).transpose(1, 2)
+            update = (self.attention(tokens) - tokens).transpose(1, 2).reshape(b, d, hc, wc)
+            x = x + update.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)[:, :, :h, :w]
+            tokens = self.norm(x.flatten(2).transpose(1, 2))
+        else:
+            tokens = self.norm(self.attention(x.flatten(2).transpose(1, 2)))  # [B, H*W, d]
         pooled = tokens.mean(dim=1)
         tile = torch.cat((self.tile_head(tokens).squeeze(-1), self.done_head(pooled)), dim=1)
-        return Heads(
-            tile=tile,
-            kind=self.kind_head(tokens),
-            facing=self.facing_head(tokens).view(b, -1, KINDS, FACINGS),
-            recipe=self.recipe_head(tokens),
-            end=self.end_head(tokens),
-            value=self.value_head(pooled).squeeze(-1),
+        return Features(tokens, tile, self.value_head(pooled).squeeze(-1))
+
+    def at(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """kind [..., K], facing [..., K, 4], recipe [..., R] and end [..., 2] logits of the
+        tiles whose tokens [..., d] are given."""
+        facing = self.facing_head(tokens)
+        return (
+            self.kind_head(tokens),
+            facing.view(*facing.shape[:-1], KINDS, FACINGS),
+            self.recipe_head(tokens),
+            self.end_head(tokens),
         )
+
+    def forward(self, world: Tensor) -> Heads:
+        features = self.features(world)
+        return Heads(features.tile, *self.at(features.tokens), features.value)
 
 
 def _masked(logits: Tensor, legal: Tensor) -> Tensor:
@@ -183,59 +206,80 @@ def _pick(x: Tensor, index: Tensor) -> Tensor:
     return x[torch.arange(x.shape[0], device=x.device), index]
 
 
-def _entropy(logits: Tensor) -> Tensor:
-    logp = F.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
 class FactoredDistribution:
     """The masked action distribution of a batch: tile (or done), then kind given the
     tile, facing given tile and kind, recipe (assemblers) and end (undergrounds) given the
     tile. Actions are int64[B, 5] in the env's layout (tile, kind, facing, recipe, end);
-    parts a choice does not read are 0 and carry no probability."""
+    parts a choice does not read are 0 and carry no probability.
 
-    def __init__(self, heads: Heads, action_mask: Tensor) -> None:
+    Built from full `Heads`, or with `from_features` from the trunk alone, which computes
+    the per-tile heads only at the tiles chosen (the same numbers, a fraction of the cost)."""
+
+    def __init__(self, heads: Heads | Features, action_mask: Tensor, policy: Policy | None = None) -> None:
         self.heads = heads
+        self.policy = policy
         self.mask = action_mask.bool()  # [B, K, 4, T]
         b, _, _, t = self.mask.shape
         self.tiles = t
         legal_tile = self.mask.any(dim=2).any(dim=1)  # [B, T]
         done = torch.ones(b, 1, dtype=torch.bool, device=legal_tile.device)
         self.tile_logits = _masked(heads.tile.float(), torch.cat((legal_tile, done), dim=1))
-        recipe_legal = torch.ones(heads.recipe.shape[-1], dtype=torch.bool, device=legal_tile.device)
+        recipe_legal = torch.ones(self._recipes(), dtype=torch.bool, device=legal_tile.device)
         recipe_legal[0] = False  # recipe 0 is "none": an assembler needs a real one
         self.recipe_legal = recipe_legal
 
-    def _kind_logits(self, tile: Tensor) -> Tensor:
-        legal = _pick(self.mask.permute(0, 3, 1, 2), tile.clamp(max=self.tiles - 1)).any(dim=-1)  # [B, K]
-        return _masked(_pick(self.heads.kind.float(), tile.clamp(max=self.tiles - 1)), legal)
+    @classmethod
+    def from_features(cls, policy: Policy, features: Features, action_mask: Tensor) -> FactoredDistribution:
+        return cls(features, action_mask, policy)
 
-    def _facing_logits(self, tile: Tensor, kind: Tensor) -> Tensor:
+    def _recipes(self) -> int:
+        if isinstance(self.heads, Heads):
+            return int(self.heads.recipe.shape[-1])
+        assert self.policy is not None
+        return self.policy.config.recipes
+
+    def _at(self, tile: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Raw kind, facing, recipe and end logits at `tile` (done reads the last tile)."""
         t = tile.clamp(max=self.tiles - 1)
-        legal = _pick(_pick(self.mask.permute(0, 3, 1, 2), t), kind)  # [B, 4]
+        if isinstance(self.heads, Heads):
+            h = self.heads
+            return _pick(h.kind, t), _pick(h.facing, t), _pick(h.recipe, t), _pick(h.end, t)
+        assert self.policy is not None, "a distribution from features needs the policy"
+        return self.policy.at(_pick(self.heads.tokens, t))
+
+    def _conditionals(self, tile: Tensor, kind: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Masked kind, facing (given `kind`), recipe and end logits at `tile`."""
+        kind_raw, facing_raw, recipe_raw, end_raw = (x.float() for x in self._at(tile))
+        legal = _pick(self.mask.permute(0, 3, 1, 2), tile.clamp(max=self.tiles - 1))  # [B, K, 4]
+        kind_logits = _masked(kind_raw, legal.any(dim=-1))
+        return kind_logits, self._facing(facing_raw, legal, kind), _masked(recipe_raw, self.recipe_legal), end_raw
+
+    @staticmethod
+    def _facing(facing_raw: Tensor, legal: Tensor, kind: Tensor) -> Tensor:
+        legal = _pick(legal, kind)  # [B, 4]
         # an assembler's facing means nothing: always north, so it carries no choice
         north_only = torch.zeros_like(legal)
         north_only[:, 0] = True
         legal = torch.where((kind == ASSEMBLER).unsqueeze(-1), north_only, legal)
-        return _masked(_pick(_pick(self.heads.facing.float(), t), kind), legal)
-
-    def _recipe_logits(self, tile: Tensor) -> Tensor:
-        return _masked(_pick(self.heads.recipe.float(), tile.clamp(max=self.tiles - 1)), self.recipe_legal)
-
-    def _end_logits(self, tile: Tensor) -> Tensor:
-        return _pick(self.heads.end.float(), tile.clamp(max=self.tiles - 1))
+        return _masked(_pick(facing_raw, kind), legal)
 
     def _choose(self, greedy: bool) -> Tensor:
         def take(logits: Tensor) -> Tensor:
             if greedy:
                 return logits.argmax(dim=-1)
-            return torch.distributions.Categorical(logits=logits).sample()
+            # inverse CDF with u in (0, 1]: an option of probability 0 is never drawn; several
+            # times cheaper on the CPU than Categorical's exponential draws
+            cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+            u = (1.0 - torch.rand_like(cdf[:, :1])) * cdf[:, -1:]
+            return (cdf < u).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
 
         tile = take(self.tile_logits)
-        kind = take(self._kind_logits(tile))
-        facing = take(self._facing_logits(tile, kind))
-        recipe = take(self._recipe_logits(tile))
-        end = take(self._end_logits(tile))
+        kind_raw, facing_raw, recipe_raw, end_raw = (x.float() for x in self._at(tile))
+        legal = _pick(self.mask.permute(0, 3, 1, 2), tile.clamp(max=self.tiles - 1))
+        kind = take(_masked(kind_raw, legal.any(dim=-1)))
+        facing = take(self._facing(facing_raw, legal, kind))
+        recipe = take(_masked(recipe_raw, self.recipe_legal))
+        end = take(end_raw)
         done = tile == self.tiles
         recipe = torch.where((kind == ASSEMBLER) & ~done, recipe, 0)
         end = torch.where((kind == UNDERGROUND) & ~done, end, 0)
@@ -255,26 +299,36 @@ class FactoredDistribution:
 
     def log_prob(self, action: Tensor) -> Tensor:
         """log p(action) [B]: the sum over the heads the action reads."""
-        tile, kind, facing, recipe, end, placed = self._parts(action)
-
-        def logp(logits: Tensor, index: Tensor) -> Tensor:
-            return _pick(F.log_softmax(logits, dim=-1), index)
-
-        total = logp(self.tile_logits, tile)
-        total = total + torch.where(placed, logp(self._kind_logits(tile), kind), 0.0)
-        total = total + torch.where(placed, logp(self._facing_logits(tile, kind), facing), 0.0)
-        total = total + torch.where(placed & (kind == ASSEMBLER), logp(self._recipe_logits(tile), recipe), 0.0)
-        return total + torch.where(placed & (kind == UNDERGROUND), logp(self._end_logits(tile), end), 0.0)
+        return self.log_prob_and_entropy(action)[0]
 
     def entropy(self, action: Tensor) -> dict[str, Tensor]:
         """Entropy of each head [B], the later heads at the action's own earlier choices
         (0 where the action does not read that head)."""
-        tile, kind, _, _, _, placed = self._parts(action)
-        zero = torch.zeros_like(self.tile_logits[:, 0])
-        return {
-            "tile": _entropy(self.tile_logits),
-            "kind": torch.where(placed, _entropy(self._kind_logits(tile)), zero),
-            "facing": torch.where(placed, _entropy(self._facing_logits(tile, kind)), zero),
-            "recipe": torch.where(placed & (kind == ASSEMBLER), _entropy(self._recipe_logits(tile)), zero),
-            "end": torch.where(placed & (kind == UNDERGROUND), _entropy(self._end_logits(tile)), zero),
+        return self.log_prob_and_entropy(action)[1]
+
+    def log_prob_and_entropy(self, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """`log_prob` and `entropy` at once, reading the per-tile heads once."""
+        tile, kind, facing, recipe, end, placed = self._parts(action)
+        kind_logits, facing_logits, recipe_logits, end_logits = self._conditionals(tile, kind)
+        read = {
+            "tile": torch.ones_like(placed),
+            "kind": placed,
+            "facing": placed,
+            "recipe": placed & (kind == ASSEMBLER),
+            "end": placed & (kind == UNDERGROUND),
         }
+        logits = {
+            "tile": self.tile_logits,
+            "kind": kind_logits,
+            "facing": facing_logits,
+            "recipe": recipe_logits,
+            "end": end_logits,
+        }
+        index = {"tile": tile, "kind": kind, "facing": facing, "recipe": recipe, "end": end}
+        total = torch.zeros_like(self.tile_logits[:, 0])
+        entropies = {}
+        for head, x in logits.items():
+            logp = F.log_softmax(x, dim=-1)
+            total = total + torch.where(read[head], _pick(logp, index[head]), 0.0)
+            entropies[head] = torch.where(read[head], -(logp.exp() * logp).sum(-1), 0.0)
+        return total, entropies
