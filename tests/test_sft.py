@@ -1,0 +1,124 @@
+"""Supervised pre-training: samples rebuild the lessons' solutions, a tiny run writes its
+folder and checkpoints, the loss goes down, and held-out seeds never reach training."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared_schema.placement import apply
+from shared_schema.world import World
+from training import sft
+from training.checkpoint import load
+from training.env.core import anchor_masks, to_action
+from training.env.supply import prepare, training_seed
+from training.lessons import HELD_OUT_SEEDS
+from training.model import ModelConfig
+from training.sft import LessonPool, SFTConfig, draw_sample, parse_config, solution_actions, train
+
+TINY = SFTConfig(
+    steps=6,
+    batch_size=16,
+    pool=2,
+    refresh=1,
+    val_every=3,
+    val_seeds=1,
+    log_every=2,
+    kinds=("one-belt", "merge"),
+    model=ModelConfig(width=8, conv_blocks=1),
+)
+
+
+@pytest.mark.parametrize("kind", sft.LESSON_KINDS)
+def test_a_sample_and_the_rest_of_its_order_rebuild_the_solution(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        prepared = prepare(kind, training_seed(index), 11)
+        solution = prepared.lesson.solution
+        assert solution is not None
+        actions = solution_actions(prepared)
+        for _ in range(5):
+            world, target, remaining = draw_sample(prepared, actions, rng)
+            if target < 0:
+                assert len(remaining) == 0 and (world == solution.data).all()
+                continue
+            assert remaining[0] == target
+            tile, kind_index, facing = actions[target, :3]
+            assert anchor_masks(world[None])[0, kind_index, facing, tile] == 1  # legal under the env's mask
+            built = World(world.copy())
+            for i in remaining:  # the target first, then the rest of the order
+                placing = to_action(actions[i], 11)
+                assert placing is not None
+                apply(built, placing)
+            assert built == solution
+
+
+def test_a_tiny_run_writes_its_folder_and_checkpoints(tmp_path: Path) -> None:
+    summary = train(replace(TINY, root=tmp_path, name="tiny"))
+    folder = tmp_path / "tiny"
+    assert {"config.yaml", "run.json", "metrics.csv", "summary.json", "tb", "checkpoints"} <= {
+        p.name for p in folder.iterdir()
+    }
+    rows = list(csv.DictReader((folder / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [32, 48, 64, 96]  # samples seen at steps 2, 3, 4, 6
+    columns = {"losses/loss", "acc/tile", "acc/kind", "charts/samples_per_s", "val/mean_score", "val/merge"}
+    assert columns <= set(rows[0])
+    policy, state = load(folder / "checkpoints" / "best.pt")
+    assert policy.config.width == 8 and state["size"] == 11 and 0.0 <= state["val_score"] <= 1.0
+    assert load(folder / "checkpoints" / "latest.pt")[1]["step"] == 6 and summary["steps"] == 6
+
+
+def test_cli_reads_yaml_then_flags_and_continues_from_a_checkpoint(tmp_path: Path) -> None:
+    config = tmp_path / "sft.yaml"
+    config.write_text("steps: 7\nlr: 0.5\nkinds: [one-belt]\nmodel: {width: 8, conv_blocks: 1}\n")
+    parsed = parse_config(["--config", str(config), "--lr", "0.25"])
+    assert parsed.steps == 7 and parsed.lr == 0.25 and parsed.kinds == ("one-belt",) and parsed.model.width == 8
+    train(replace(TINY, root=tmp_path, name="first"))
+    init = tmp_path / "first" / "checkpoints" / "latest.pt"
+    args = ["--config", str(config), "--root", str(tmp_path), "--name", "second", "--steps", "2"]
+    assert sft.main([*args, "--val-every", "2", "--val-seeds", "1", "--batch-size", "8", "--init", str(init)]) == 0
+    policy, state = load(tmp_path / "second" / "checkpoints" / "latest.pt")
+    assert policy.config.width == 8 and state["config"]["init"] == init
+
+
+def test_loss_goes_down_on_a_fixed_set_of_one_belt_lessons(tmp_path: Path) -> None:
+    config = replace(
+        TINY,
+        root=tmp_path,
+        name="learn",
+        kinds=("one-belt",),
+        pool=8,
+        refresh=0,
+        steps=80,
+        batch_size=32,
+        lr=3e-3,
+        log_every=10,
+        val_every=80,
+        model=ModelConfig(width=16, conv_blocks=1),
+    )
+    train(config)
+    losses = [float(r["losses/loss"]) for r in csv.DictReader((tmp_path / "learn" / "metrics.csv").open())]
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_training_never_draws_a_held_out_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[int] = []
+
+    def recording(kind: str, seed: int, size: int) -> sft.Prepared:
+        drawn.append(seed)
+        return prepare(kind, seed, size)
+
+    monkeypatch.setattr(sft, "prepare", recording)
+    train(replace(TINY, root=tmp_path, name="seeds"))
+    assert drawn and not any(seed in HELD_OUT_SEEDS for seed in drawn)
+    # a pool whose stream reaches the held-out range steps over it
+    pool = LessonPool(("one-belt",), 11, 1, np.random.default_rng(0))
+    pool.next_seed = HELD_OUT_SEEDS.start - 2
+    pool.refresh(1)
+    pool.refresh(1)
+    pool.refresh(1)
+    assert sorted(pool.seeds_used)[-3:] == [HELD_OUT_SEEDS.start - 2, HELD_OUT_SEEDS.start - 1, HELD_OUT_SEEDS.stop]

@@ -1,0 +1,330 @@
+"""Supervised pre-training: imitate the lessons' reference solutions, one placement at a time.
+
+    python -m training.sft [--config sft.yaml] [--steps N] [--minutes M] [--init CKPT] [--name NAME] ...
+
+A sample is a lesson's task with a random subset of its reference solution already
+built (a random order of the solution's entities, cut at a uniformly drawn length) and,
+as the target, the env's factored action that places the next entity of that order, or
+"done" when all are built. The loss is -log p(target) under `FactoredDistribution`
+with the env's own action mask of the sample's world (`training.env.core.anchor_masks`),
+so the policy learns only among legal actions, exactly as it will act in the env.
+
+Lessons come from a pool (`pool` per kind, training seeds only: `supply.training_seed`
+skips `HELD_OUT_SEEDS`); each step replaces `refresh` of them with fresh seeds, so
+generation costs a few milliseconds per step and the stream still moves on (a
+lesson serves about pool * kinds / refresh steps). Every `val_every` steps the policy
+plays greedy rollouts on `val_seeds` held-out seeds per kind (`training.evaluate`,
+the same code as `python -m training.evaluate`); `best.pt` keeps the best mean score,
+`latest.pt` the last state. Configuration: `SFTConfig`, from its defaults < a YAML
+file (`--config`) < command-line flags.
+
+Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
+- losses/loss: mean -log p(target) of the step's batch;
+- acc/tile: share of samples whose greedy tile is the anchor of an entity still to
+  build, or "done" when none is left (any order of the solution is right);
+- acc/kind, acc/facing, acc/recipe, acc/end: share of samples where that head's greedy
+  choice, given the target's earlier parts, is the target's (over samples that read it);
+- charts/samples_per_s: samples trained per second of wall time since the last log;
+- charts/batch_fraction: share of that time the step waited for its batch (batches are
+  built in a background thread while the previous step trains);
+- val/mean_score and val/<kind>: greedy rollouts' mean normalised score on held-out seeds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+import yaml
+from tqdm import tqdm
+
+from shared_schema.entities import Entity
+from shared_schema.world import Channel
+from training.checkpoint import load, save
+from training.env.core import ENDS, PLACEABLE, anchor_masks
+from training.env.supply import Prepared, prepare, training_seed
+from training.evaluate import evaluate, policy_planner, torch_heads
+from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
+from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
+from training.runs import Run
+
+LESSON_KINDS = tuple(k for k in KINDS if k not in TRIAL_KINDS)  # trials have no solution to imitate
+
+
+@dataclass
+class SFTConfig:
+    """Supervised pre-training on the lessons' reference solutions."""
+
+    name: str = ""
+    """Run folder name under `root` (default: sft-<date>-<time>)."""
+    root: Path = Path("runs")
+    """Where run folders go."""
+    size: int = 11
+    """Grid side of the lessons."""
+    kinds: tuple[str, ...] = LESSON_KINDS
+    """Lesson kinds to imitate (trials have no reference solution)."""
+    steps: int = 5000
+    """Optimizer steps (the run also stops after `minutes`)."""
+    minutes: float = 0.0
+    """Wall-time limit in minutes (0: none)."""
+    batch_size: int = 128
+    """Samples per optimizer step."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clip."""
+    pool: int = 64
+    """Lessons per kind kept for sampling."""
+    refresh: int = 4
+    """Pool lessons replaced by fresh training seeds each step (0: a fixed pool)."""
+    val_every: int = 250
+    """Validate (greedy rollouts on held-out seeds) every this many steps, and at the end."""
+    val_seeds: int = 5
+    """Held-out seeds per kind for validation."""
+    log_every: int = 25
+    """Log metrics every this many steps."""
+    seed: int = 0
+    """Seed of the sample stream and the network's initial weights."""
+    threads: int = 2
+    """torch CPU threads."""
+    init: Path | None = None
+    """Start from this checkpoint's weights (its model config replaces `model`)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Network sizes (`training.model.ModelConfig`)."""
+
+
+def parse_config(argv: list[str] | None = None) -> SFTConfig:
+    """SFTConfig from its defaults, then `--config FILE.yaml`, then the other flags."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    base = SFTConfig()
+    if "--config" in args:
+        i = args.index("--config")
+        values = yaml.safe_load(Path(args[i + 1]).read_text()) or {}
+        del args[i : i + 2]
+        known = {f.name for f in fields(SFTConfig)}
+        if unknown := set(values) - known:
+            raise SystemExit(f"--config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        if "model" in values:
+            values["model"] = ModelConfig(**values["model"])
+        for key in ("root", "init"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        if "kinds" in values:
+            values["kinds"] = tuple(values["kinds"])
+        base = replace(base, **values)
+    return tyro.cli(SFTConfig, default=base, args=args, description=__doc__.split("\n\n")[0])
+
+
+def solution_actions(prepared: Prepared) -> np.ndarray:
+    """int64[n, 5]: the env action placing each reference solution entity, in
+    `lesson.solution_entities` order (the order of `prepared.parts`)."""
+    lesson = prepared.lesson
+    assert lesson.solution is not None, f"{lesson.kind} has no reference solution"
+    data, size = lesson.solution.data, lesson.task.width
+    rows = []
+    for entity, x, y in lesson.solution_entities:
+        kind = PLACEABLE.index(entity)
+        facing = 0 if entity == Entity.ASSEMBLER else int(data[Channel.FACING, y, x])
+        recipe = int(data[Channel.ITEM, y, x]) if entity == Entity.ASSEMBLER else 0
+        end = ENDS.index(data[Channel.UNDERGROUND, y, x]) if entity == Entity.UNDERGROUND else 0
+        rows.append((y * size + x, kind, facing, recipe, end))
+    return np.array(rows, np.int64).reshape(-1, 5)
+
+
+class LessonPool:
+    """`per_kind` lessons of each kind with their solution actions; `refresh(n)` swaps n
+    of them for lessons of fresh training seeds (never held out)."""
+
+    def __init__(self, kinds: tuple[str, ...], size: int, per_kind: int, rng: np.random.Generator) -> None:
+        self.kinds, self.size, self.rng = kinds, size, rng
+        self.next_seed = int(rng.integers(1_000_000))  # where this run's stream of training seeds starts
+        self.seeds_used: set[int] = set()
+        self.slots: list[tuple[Prepared, np.ndarray]] = [self._fresh(kind) for kind in kinds for _ in range(per_kind)]
+
+    def _fresh(self, kind: str) -> tuple[Prepared, np.ndarray]:
+        seed = training_seed(self.next_seed)
+        self.next_seed += 1
+        if seed in HELD_OUT_SEEDS:  # training_seed's promise, checked where it matters
+            raise AssertionError(f"training drew held-out seed {seed}")
+        self.seeds_used.add(seed)
+        prepared = prepare(kind, seed, self.size)
+        return prepared, solution_actions(prepared)
+
+    def refresh(self, count: int) -> None:
+        for i in self.rng.choice(len(self.slots), min(count, len(self.slots)), replace=False):
+            self.slots[i] = self._fresh(self.slots[i][0].lesson.kind)
+
+
+def draw_sample(
+    prepared: Prepared, actions: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """(world int16[6, H, W], index of the target in `actions` or -1 for "done", indices
+    of the entities still to build): the task with a random prefix of a random order of
+    the solution built."""
+    n = len(actions)
+    order = rng.permutation(n)
+    built = int(rng.integers(n + 1))
+    world = prepared.lesson.task.data.copy()
+    if built:
+        assert prepared.lesson.solution is not None
+        solution = prepared.lesson.solution.data.reshape(world.shape[0], -1)
+        flat = world.reshape(world.shape[0], -1)
+        tiles = np.concatenate([prepared.parts[i] for i in order[:built]])
+        flat[:, tiles] = solution[:, tiles]
+    return world, int(order[built]) if built < n else -1, order[built:]
+
+
+@dataclass
+class Batch:
+    """worlds int16[B, 6, H, W], masks int8[B, 6, 4, T], targets int64[B, 5], todo bool[B, T + 1]
+    (anchors of entities still to build, or "done" when none is left)."""
+
+    worlds: np.ndarray
+    masks: np.ndarray
+    targets: np.ndarray
+    todo: np.ndarray
+
+
+def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator) -> Batch:
+    tiles = pool.size * pool.size
+    worlds, targets = [], np.zeros((batch_size, 5), np.int64)
+    todo = np.zeros((batch_size, tiles + 1), bool)
+    for b, slot in enumerate(rng.integers(len(pool.slots), size=batch_size)):
+        prepared, actions = pool.slots[slot]
+        world, target, remaining = draw_sample(prepared, actions, rng)
+        worlds.append(world)
+        if target < 0:
+            targets[b, 0], todo[b, tiles] = tiles, True
+        else:
+            targets[b] = actions[target]
+            todo[b, actions[remaining, 0]] = True
+    stacked = np.stack(worlds)
+    return Batch(stacked, anchor_masks(stacked), targets, todo)
+
+
+def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    """The imitation loss of a batch and its accuracies (see the module docstring)."""
+    features = policy.features(torch.as_tensor(batch.worlds))  # per-tile heads only where the targets are
+    dist = FactoredDistribution.from_features(policy, features, torch.as_tensor(batch.masks))
+    targets = torch.as_tensor(batch.targets)
+    loss = -dist.log_prob(targets).mean()
+    with torch.no_grad():
+        tile, kind, facing, recipe, end = targets.unbind(1)
+        placed = tile < dist.tiles
+        greedy_tile = dist.tile_logits.argmax(-1)
+        todo = torch.as_tensor(batch.todo)[torch.arange(len(tile)), greedy_tile]
+        metrics = {"losses/loss": float(loss), "acc/tile": float(todo.float().mean())}
+        # the later heads at the target's own earlier choices, as log_prob reads them
+        kind_logits, facing_logits, recipe_logits, end_logits = dist._conditionals(tile, kind)
+        parts = {
+            "kind": (kind_logits, kind, placed),
+            "facing": (facing_logits, facing, placed & (kind != ASSEMBLER)),
+            "recipe": (recipe_logits, recipe, placed & (kind == ASSEMBLER)),
+            "end": (end_logits, end, placed & (kind == UNDERGROUND)),
+        }
+        for name, (logits, want, read) in parts.items():
+            if read.any():
+                metrics[f"acc/{name}"] = float((logits.argmax(-1) == want)[read].float().mean())
+    return loss, metrics
+
+
+def validate(policy: Policy, config: SFTConfig) -> dict[str, float]:
+    seeds = list(HELD_OUT_SEEDS[: config.val_seeds])
+    results = evaluate(policy_planner(torch_heads(policy)), config.kinds, seeds, config.size)
+    scores = {f"val/{r.kind}": r.mean_score for r in results}
+    return {"val/mean_score": float(np.mean(list(scores.values()))), **scores}
+
+
+def train(config: SFTConfig) -> dict[str, Any]:
+    """Run SFT as configured; returns the summary it also writes to the run folder."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    if config.init is not None:
+        policy, _ = load(config.init)
+        config = replace(config, model=policy.config)
+    else:
+        policy = Policy(config.model)
+    name = config.name or time.strftime("sft-%Y%m%d-%H%M%S")
+    run = Run.create(name, replace(config, name=name), root=config.root)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    state = {"size": config.size, "config": asdict(replace(config, name=name))}
+
+    def checkpoint(path: str, **extra: Any) -> None:
+        save(run.checkpoints / path, policy, **state, **extra, optimizer=optimizer.state_dict())
+
+    start = last_time = time.perf_counter()
+    pool = LessonPool(config.kinds, config.size, config.pool, rng)
+
+    def next_batch() -> Batch:  # runs in the prefetch thread, which alone touches pool and rng
+        pool.refresh(config.refresh)
+        return make_batch(pool, config.batch_size, rng)
+
+    prefetch = ThreadPoolExecutor(1)  # numpy and torch release the GIL: batches build while the step runs
+    coming = prefetch.submit(next_batch)
+    best, batch_seconds, last_step, history = -1.0, 0.0, 0, []
+    bar = tqdm(total=config.steps, desc=name, unit="step", dynamic_ncols=True)
+    step = 0
+    for step in range(1, config.steps + 1):
+        t = time.perf_counter()
+        batch = coming.result()
+        coming = prefetch.submit(next_batch)
+        batch_seconds += time.perf_counter() - t
+        policy.train()
+        loss, metrics = loss_and_metrics(policy, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+        optimizer.step()
+        bar.update()
+        out_of_time = config.minutes > 0 and time.perf_counter() - start > 60 * config.minutes
+        last = step == config.steps or out_of_time
+        validating = step % config.val_every == 0 or last
+        if step % config.log_every == 0 or validating:
+            now = time.perf_counter()
+            metrics["charts/samples_per_s"] = (step - last_step) * config.batch_size / (now - last_time)
+            metrics["charts/batch_fraction"] = batch_seconds / (now - last_time)
+            last_time, last_step, batch_seconds = now, step, 0.0
+            if validating:
+                metrics.update(validate(policy, config))
+                if metrics["val/mean_score"] > best:
+                    best = metrics["val/mean_score"]
+                    checkpoint("best.pt", step=step, val_score=best)
+                last_time = time.perf_counter()  # validation is not training time
+            run.log(step * config.batch_size, metrics)
+            history.append({"step": step, **metrics})
+            bar.set_postfix(loss=f"{metrics['losses/loss']:.3f}", val=f"{best:.3f}")
+        if last:
+            break
+    bar.close()
+    prefetch.shutdown(cancel_futures=True)
+    checkpoint("latest.pt", step=step, val_score=best)
+    summary = {
+        "steps": step,
+        "samples": step * config.batch_size,
+        "minutes": (time.perf_counter() - start) / 60,
+        "best_val_mean_score": best,
+        "final": history[-1] if history else {},
+        "lessons_used": len(pool.seeds_used),
+    }
+    run.summary(summary)
+    run.close()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(argv)
+    summary = train(config)
+    print(f"best validation mean score {summary['best_val_mean_score']:.3f} after {summary['steps']} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
