@@ -216,3 +216,24 @@ def test_a_step_where_nothing_changes_needs_no_world_scored() -> None:
     assert np.array_equal(obs2["world"][0], obs["world"][0]) and list(terminated) == [False, True]
     assert reward[0] == 0.0 and info2["invalid_reasons"]["OCCUPIED"][0] == 1
     vec.close()
+
+
+def test_get_state_and_set_state_continue_exactly() -> None:
+    env = FactoryVectorEnv(num_envs=6, size=8, kinds=["one-belt", "belt-routing"], prefill=0.3, max_steps=4)
+    obs, _ = env.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        obs = env.step(random_legal_actions(obs["action_mask"], rng, n_recipes()))[0]
+    state = env.get_state()
+    actions = []
+    expected = []
+    for _ in range(9):
+        actions.append(random_legal_actions(obs["action_mask"], rng, n_recipes()))
+        obs, reward, terminated, truncated, info = env.step(actions[-1])
+        expected.append((obs["world"], reward, terminated | truncated, info["kind"]))
+    other = FactoryVectorEnv(num_envs=6, size=8, kinds=["one-belt", "belt-routing"], prefill=0.0, max_steps=4)
+    other.set_state(state)
+    for action, (world, reward, done, kind) in zip(actions, expected, strict=True):
+        obs, r, terminated, truncated, info = other.step(action)
+        assert (obs["world"] == world).all() and (r == reward).all() and ((terminated | truncated) == done).all()
+        assert (info["kind"] == kind).all()

@@ -45,6 +45,20 @@ from training.env.supply import Prepared, prepare, start
 from training.sim.engine import MAX_SINKS, sink_rates_batch
 from training.sim.paths import on_path_fractions
 
+_STATE_ARRAYS = (
+    "worlds",
+    "masks",
+    "score",
+    "best",
+    "n_sinks",
+    "steps",
+    "entities",
+    "invalid",
+    "reason_counts",
+    "kind",
+    "lesson_seed",
+)
+
 
 class FactoryVectorEnv(VectorEnv):
     """`num_envs` copies of `FactoryEnv` (same `EnvConfig` options, same spaces, rewards
@@ -138,6 +152,31 @@ class FactoryVectorEnv(VectorEnv):
             self._begin(ending, starts, start_rates)
         info.update(self._info())
         return self._observation(), reward, terminated, truncated, info
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything later steps depend on: the state arrays, each env's lesson and random
+        stream. `set_state` on an env built with the same options continues exactly."""
+        state: dict[str, Any] = {key: getattr(self, key).copy() for key in _STATE_ARRAYS}
+        state["resets"] = self._resets.copy()
+        state["rngs"] = [rng.bit_generator.state for rng in self._rngs]
+        state["prefill"] = self.config.prefill
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for key in _STATE_ARRAYS:
+            if getattr(self, key).shape != state[key].shape:
+                raise ValueError(f"env state {key} has shape {state[key].shape}, this env {getattr(self, key).shape}")
+            getattr(self, key)[...] = state[key]
+        self._resets[:] = state["resets"]
+        self._rngs = []
+        for saved in state["rngs"]:
+            rng = np.random.Generator(getattr(np.random, saved["bit_generator"])())
+            rng.bit_generator.state = saved
+            self._rngs.append(rng)
+        self.config.prefill = state["prefill"]
+        # lessons are pure functions of (kind, seed, size), so they are rebuilt, not stored
+        pairs = zip(self.kind, self.lesson_seed, strict=True)
+        self.lessons = [prepare(k, int(s), self.size) if k else None for k, s in pairs]
 
     def close_extras(self, **kwargs: Any) -> None:
         self._background.shutdown()
