@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -80,20 +79,16 @@ def test_a_tiny_run_writes_config_metrics_tensorboard_and_a_checkpoint(tmp_path:
     assert json.loads((folder / "summary.json").read_text())["updates"] == 3
 
 
-def _value_losses(summary: dict[str, Any]) -> list[float]:
-    return [m["losses/value"] for m in summary["history"]]
-
-
-def test_the_critic_learns_the_one_belt_lesson(tmp_path: Path) -> None:
-    # half the solution prefilled: most episodes can reach the full score, so returns vary
-    # and the critic has something to learn; its loss falls well below where it started
-    torch.manual_seed(0)
+def test_returns_improve_on_the_one_belt_lesson(tmp_path: Path) -> None:
+    # from scratch the lesson's one right belt is a needle in a haystack, but each entity
+    # costs 0.05: the return rises as the policy learns to place fewer wasted entities
+    # (and to say "done"); the mean entities per episode falls well below where it began
     config = tiny(
-        tmp_path, "learn", "--num-envs", "16", "--rollout", "8", "--total-steps", "3840", "--prefill-start", "0.5",
-        "--prefill-end", "0.5", "--lr", "3e-3", "--epochs", "2",
+        tmp_path, "learn", "--num-envs", "16", "--rollout", "8", "--total-steps", "2560", "--lr", "3e-3",
+        "--epochs", "2", "--max-steps", "8", "--entity-cost", "0.05",
     )  # fmt: skip
-    losses = _value_losses(train(config))
-    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:3]) / 3, losses
+    entities = [m["charts/episode_entities"] for m in train(config)["history"]]
+    assert sum(entities[-4:]) / 4 < 0.7 * sum(entities[:3]) / 3, entities
 
 
 def test_resume_continues_exactly(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
     python -m training.bench sim [--grid 11] [--layouts 4000] [--repeats 5] [--fixtures FILE.yaml]
     python -m training.bench env [--envs 256] [--size 11] [--steps 100] [--lessons 20] [--threads 2] [--repeats 8]
+    python -m training.bench ppo [--updates 10] [--warmup 2] [PPO flags, e.g. --num-envs 128]
 
 `sim`: steady-state evaluations per second on one core through the batched path
 (`sink_rates_batch`), on seeded lesson-like layouts (`random_layouts.routed_layout`)
@@ -11,6 +12,11 @@ or on the layouts of a fixture file.
 kind and all kinds in equal shares), then vector-env steps per second
 (`FactoryVectorEnv`, `--envs` envs, random legal actions drawn from the masks, the
 mimic scoring every changed world every step on `--threads` threads).
+
+`ppo`: end-to-end PPO training, env steps per wall second including the updates
+(`training.ppo` with its default config at 11x11 unless PPO flags are given, in a
+temporary run folder); each update is one timed run, and the mean seconds per update
+spent in the env, the rollout's forward passes, the update and the rest are shown.
 
 Compilation and warm-up are excluded; each figure is the best of `--repeats` timed
 runs (the median beside it), the usual way to read a noisy machine.
@@ -134,6 +140,35 @@ def bench_env(envs: int, size: int, steps: int, threads: int, repeats: int) -> d
     }
 
 
+def bench_ppo(updates: int, warmup: int, flags: list[str]) -> dict[str, object]:
+    import tempfile
+
+    from training.ppo import parse, train
+
+    with tempfile.TemporaryDirectory() as root:
+        config = parse([*flags, "--root", root, "--name", "bench", "--no-progress", "--checkpoint-every", "0"])
+        config.max_updates = warmup + updates
+        history = train(config)["history"][warmup:]
+    rates = [m["charts/steps_per_s"] for m in history]
+    seconds = {part: float(np.mean([m[f"time/{part}"] for m in history])) for part in ("env", "forward", "update")}
+    steps = config.num_envs * config.rollout
+    return {
+        "bench": "ppo",
+        "size": config.size,
+        "envs": config.num_envs,
+        "rollout": config.rollout,
+        "epochs": config.epochs,
+        "minibatches": config.minibatches,
+        "width": config.model.width,
+        "threads": config.threads,
+        "count": steps * len(history),
+        "per_s": round(max(rates), 1),
+        "median_per_s": round(float(np.median(rates)), 1),
+        "overall_per_s": round(steps * len(history) / sum(steps / r for r in rates), 1),
+        **{f"s_{part}": round(value, 3) for part, value in seconds.items()},
+    }
+
+
 def _table(rows: list[dict[str, object]]) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -165,8 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     env.add_argument("--lessons", type=int, default=20, help="lessons of each kind per timed run")
     env.add_argument("--threads", type=int, default=2, help="mimic threads of the vector env")
     env.add_argument("--repeats", type=int, default=8, help="timed runs; the best is reported")
-    args = parser.parse_args(argv)
-    if args.which == "sim":
+    ppo = sub.add_parser("ppo", help="end-to-end PPO env steps per second (updates included)")
+    ppo.add_argument("--updates", type=int, default=10, help="timed updates; the best is reported")
+    ppo.add_argument("--warmup", type=int, default=2, help="updates run first and not timed")
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.which != "ppo":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.which == "ppo":
+        rows = [bench_ppo(args.updates, args.warmup, rest)]
+    elif args.which == "sim":
         rows = [bench_sim(args.grid, args.layouts, args.repeats, args.fixtures)]
     else:
         rows = bench_lessons(args.size, args.lessons, args.repeats)
