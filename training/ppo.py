@@ -345,6 +345,11 @@ def train(config: PPOConfig) -> dict[str, Any]:
     )
     update = 0
     if state:
+        if state.get("world") != world:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {config.root / config.name}/checkpoints/latest.pt was saved by {state.get('world')} "
+                f"processes; resume it with as many, not {world}"
+            )
         optimizer.load_state_dict(state["optimizer"])
         update = int(state["update"])
         env.set_state(state["envs"][rank])
@@ -521,7 +526,6 @@ def train(config: PPOConfig) -> dict[str, Any]:
             bar.update(steps_per_update * world)
             score = metrics.get("charts/episode_score", float("nan"))
             bar.set_postfix(score=f"{score:.3f}", sps=f"{metrics['charts/steps_per_s']:.0f}")
-        del tick
 
     digest = weights_digest(policy)
     digests = [digest]
