@@ -93,11 +93,11 @@ def test_loss_goes_down_on_a_fixed_set_of_one_belt_lessons(tmp_path: Path) -> No
         kinds=("one-belt",),
         pool=8,
         refresh=0,
-        steps=80,
+        steps=40,
         batch_size=32,
-        lr=3e-3,
+        lr=5e-3,
         log_every=10,
-        val_every=80,
+        val_every=40,
         model=ModelConfig(width=16, conv_blocks=1),
     )
     train(config)
