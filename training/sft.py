@@ -32,6 +32,7 @@ Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -102,15 +103,15 @@ class SFTConfig:
 
 def parse_config(argv: list[str] | None = None) -> SFTConfig:
     """SFTConfig from its defaults, then `--config FILE.yaml`, then the other flags."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    known, args = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     base = SFTConfig()
-    if "--config" in args:
-        i = args.index("--config")
-        values = yaml.safe_load(Path(args[i + 1]).read_text()) or {}
-        del args[i : i + 2]
-        known = {f.name for f in fields(SFTConfig)}
-        if unknown := set(values) - known:
-            raise SystemExit(f"--config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    if known.config is not None:
+        values = yaml.safe_load(known.config.read_text()) or {}
+        names = {f.name for f in fields(SFTConfig)}
+        if unknown := set(values) - names:
+            raise SystemExit(f"{known.config}: unknown fields {sorted(unknown)}; known: {', '.join(sorted(names))}")
         if "model" in values:
             values["model"] = ModelConfig(**values["model"])
         for key in ("root", "init"):
@@ -119,7 +120,8 @@ def parse_config(argv: list[str] | None = None) -> SFTConfig:
         if "kinds" in values:
             values["kinds"] = tuple(values["kinds"])
         base = replace(base, **values)
-    return tyro.cli(SFTConfig, default=base, args=args, description=__doc__.split("\n\n")[0])
+    description = __doc__.split("\n\n")[0] + " Also: --config FILE.yaml (fields to lay under the flags)."
+    return tyro.cli(SFTConfig, default=base, args=args, prog="python -m training.sft", description=description)
 
 
 def solution_actions(prepared: Prepared) -> np.ndarray:
