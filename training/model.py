@@ -174,9 +174,9 @@ class Policy(nn.Module):
             tokens = coarse.flatten(2).transpose(1, 2)
             update = (self.attention(tokens) - tokens).transpose(1, 2).reshape(b, d, hc, wc)
             x = x + update.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)[:, :, :h, :w]
-            tokens = self.norm(x.flatten(2).transpose(1, 2))
+            tokens = self.norm(x.permute(0, 2, 3, 1).reshape(b, h * w, d))
         else:
-            tokens = self.norm(self.attention(x.flatten(2).transpose(1, 2)))  # [B, H*W, d]
+            tokens = self.norm(self.attention(x.permute(0, 2, 3, 1).reshape(b, h * w, d)))  # [B, H*W, d]
         pooled = tokens.mean(dim=1)
         tile = torch.cat((self.tile_head(tokens).squeeze(-1), self.done_head(pooled)), dim=1)
         return Features(tokens, tile, self.value_head(pooled).squeeze(-1))

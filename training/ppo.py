@@ -395,7 +395,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
             tick = time.perf_counter()
             worlds[t].copy_(torch.from_numpy(obs["world"]))
             masks[t].copy_(torch.from_numpy(obs["action_mask"]))
-            with torch.no_grad(), autocast:
+            with torch.inference_mode(), autocast:
                 features = policy.features(worlds[t].to(device))
                 dist_t = FactoredDistribution.from_features(policy, features, masks[t].to(device))
                 action = dist_t.sample()
@@ -416,12 +416,12 @@ def train(config: PPOConfig) -> dict[str, Any]:
                 cut = np.flatnonzero(trunc)
                 if len(cut):
                     last = torch.from_numpy(np.stack([info["final_obs"][i]["world"] for i in cut]))
-                    with torch.no_grad(), autocast:
+                    with torch.inference_mode(), autocast:
                         final_values[t, cut] = policy.features(last.to(device)).value.float().cpu()
             t_forward += time.perf_counter() - tick
         t_forward -= t_env
         tick = time.perf_counter()
-        with torch.no_grad(), autocast:
+        with torch.inference_mode(), autocast:
             next_value = policy.features(torch.from_numpy(obs["world"]).to(device)).value.float().cpu()
         advantages, returns = gae(
             rewards, values, terminated, truncated, final_values, next_value, config.gamma, config.gae_lambda
