@@ -297,16 +297,17 @@ def _schedule(start: float, end: float, done: float) -> float:
     return start + (end - start) * min(1.0, done)
 
 
-def _wandb(config: PPOConfig, run: Run) -> Any:
+def _wandb() -> Any:
     try:
         import wandb  # type: ignore[import-not-found]
     except ImportError:
         raise SystemExit("--wandb needs the wandb package: pip install wandb") from None
-    return wandb.init(project=config.wandb_project, name=config.name, config=run.config(), dir=str(run.folder))
+    return wandb
 
 
 def train(config: PPOConfig) -> dict[str, Any]:
     """Run PPO as configured; returns the summary (also in summary.json)."""
+    wandb = _wandb() if config.wandb else None  # before anything is written
     rank, world, device = setup(config)
     torch.set_num_threads(config.threads)
     cuda = device.type == "cuda"
@@ -360,7 +361,9 @@ def train(config: PPOConfig) -> dict[str, Any]:
         np.random.seed(config.seed + rank)
         torch.manual_seed(config.seed + rank)
     obs: dict[str, np.ndarray] = {"world": env.worlds, "action_mask": env.masks}
-    logger = _wandb(config, run) if config.wandb and run is not None else None
+    logger = None
+    if wandb is not None and run is not None:
+        logger = wandb.init(project=config.wandb_project, name=config.name, config=run.config(), dir=str(run.folder))
     bar = None
     if rank == 0 and config.progress:
         from tqdm import tqdm
