@@ -608,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     except (checkpoint.CheckpointError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{summary['updates']} updates, {summary['steps']} steps: {summary.get('folder', '')}")
+    if "folder" in summary:  # rank 0
+        print(f"{summary['updates']} updates, {summary['steps']} steps: {summary['folder']}")
     return 0
 
 
