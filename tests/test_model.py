@@ -74,3 +74,18 @@ def test_gradients_reach_every_head(batch: tuple[FactoryVectorEnv, dict[str, np.
     dist = FactoredDistribution(heads, torch.as_tensor(obs["action_mask"]))
     (-dist.log_prob(dist.sample()).mean() + heads.value.pow(2).mean()).backward()
     assert policy.tile_head.weight.grad is not None and policy.value_head[0].weight.grad is not None
+
+
+def test_from_features_gives_what_the_full_heads_give(batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]]) -> None:
+    _, obs = batch
+    torch.manual_seed(2)
+    policy = Policy(ModelConfig(width=16, conv_blocks=1, pool=2))
+    world, mask = torch.as_tensor(obs["world"]), torch.as_tensor(obs["action_mask"])
+    with torch.no_grad():
+        full = FactoredDistribution(policy(world), mask)
+        lazy = FactoredDistribution.from_features(policy, policy.features(world), mask)
+        action = full.sample()
+        assert torch.equal(full.mode(), lazy.mode())
+        assert torch.allclose(full.log_prob(action), lazy.log_prob(action), atol=1e-5)
+        for head, entropy in full.entropy(action).items():
+            assert torch.allclose(entropy, lazy.entropy(action)[head], atol=1e-5), head
