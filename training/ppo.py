@@ -61,10 +61,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch import Tensor
 
 from training import checkpoint
+from training.config import ConfigError, lay_over, layered
 from training.env import FactoryVectorEnv
 from training.lessons import TRIAL_KINDS
 from training.model import FactoredDistribution, ModelConfig, Policy
@@ -164,41 +164,17 @@ class PPOConfig:
 # --- configuration ----------------------------------------------------------------------
 
 
-def merge(config: Any, values: dict[str, Any], where: str = "config") -> Any:
-    """`config` (a dataclass) with `values` (plain, as YAML gives) laid over it."""
-    names = {f.name: f for f in dataclasses.fields(config)}
-    changes: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in names:
-            raise ValueError(f"{where}: unknown field {key!r}; known: {', '.join(names)}")
-        current = getattr(config, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            value = merge(current, value, f"{where}.{key}")
-        elif isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(current, Path) or (key in ("root", "init", "resume") and value is not None):
-            value = Path(value)
-        changes[key] = value
-    return dataclasses.replace(config, **changes)
-
-
 def parse(argv: list[str] | None = None) -> PPOConfig:
     """Defaults < the resumed run's config.yaml < --config YAML < flags."""
-    import tyro
-
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", type=Path)
     pre.add_argument("--resume", type=Path)
-    known, rest = pre.parse_known_args(argv)
+    known, _ = pre.parse_known_args(argv)
     config = PPOConfig()
     if known.resume is not None:
-        config = merge(config, Run.open(known.resume).config(), f"{known.resume}/config.yaml")
-        rest += ["--resume", str(known.resume)]
-    if known.config is not None:
-        config = merge(config, yaml.safe_load(known.config.read_text()) or {}, str(known.config))
-    description = (__doc__ or "").split("\n\n")[0] + " Also: --config FILE.yaml (fields to lay under the flags)."
-    return tyro.cli(PPOConfig, args=rest, default=config, prog="python -m training.ppo", description=description)
+        config = lay_over(config, Run.open(known.resume).config(), f"{known.resume}/config.yaml")
+    description = (__doc__ or "").split("\n\n")[0]
+    return layered(PPOConfig, argv, "python -m training.ppo", description, base=config)
 
 
 # --- advantages -------------------------------------------------------------------------
@@ -602,10 +578,9 @@ def _save(
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse(argv)
     try:
-        summary = train(config)
-    except (checkpoint.CheckpointError, FileExistsError, FileNotFoundError) as error:
+        summary = train(parse(argv))
+    except (ConfigError, checkpoint.CheckpointError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if "folder" in summary:  # rank 0

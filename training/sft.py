@@ -32,23 +32,21 @@ Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import tyro
-import yaml
 from tqdm import tqdm
 
 from shared_schema.entities import Entity
 from shared_schema.world import Channel
-from training.checkpoint import load, save
+from training.checkpoint import CheckpointError, load, save
+from training.config import ConfigError, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
 from training.env.supply import Prepared, prepare, training_seed
 from training.evaluate import evaluate, policy_planner, torch_heads
@@ -103,25 +101,7 @@ class SFTConfig:
 
 def parse_config(argv: list[str] | None = None) -> SFTConfig:
     """SFTConfig from its defaults, then `--config FILE.yaml`, then the other flags."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", type=Path)
-    known, args = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    base = SFTConfig()
-    if known.config is not None:
-        values = yaml.safe_load(known.config.read_text()) or {}
-        names = {f.name for f in fields(SFTConfig)}
-        if unknown := set(values) - names:
-            raise SystemExit(f"{known.config}: unknown fields {sorted(unknown)}; known: {', '.join(sorted(names))}")
-        if "model" in values:
-            values["model"] = ModelConfig(**values["model"])
-        for key in ("root", "init"):
-            if values.get(key) is not None:
-                values[key] = Path(values[key])
-        if "kinds" in values:
-            values["kinds"] = tuple(values["kinds"])
-        base = replace(base, **values)
-    description = __doc__.split("\n\n")[0] + " Also: --config FILE.yaml (fields to lay under the flags)."
-    return tyro.cli(SFTConfig, default=base, args=args, prog="python -m training.sft", description=description)
+    return layered(SFTConfig, argv, "python -m training.sft", __doc__.split("\n\n")[0])
 
 
 def solution_actions(prepared: Prepared) -> np.ndarray:
@@ -322,8 +302,11 @@ def train(config: SFTConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_config(argv)
-    summary = train(config)
+    try:
+        summary = train(parse_config(argv))
+    except (ConfigError, CheckpointError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"best validation mean score {summary['best_val_mean_score']:.3f} after {summary['steps']} steps")
     return 0
 
