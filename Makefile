@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench serve clean
+.PHONY: install test lint bench serve train clean
 
 install: $(STAMP)
 
@@ -26,6 +26,18 @@ lint: install
 
 bench: install
 	$(PY) -m training.bench sim
+
+# The default recipe: pre-training, then PPO, then the ONNX export and its evaluation,
+# all in runs/$(RUN)-*/. Flags for each step: SFT_FLAGS, PPO_FLAGS (see configs/*.yaml).
+RUN ?= default
+SFT_FLAGS ?=
+PPO_FLAGS ?=
+train: install
+	$(PY) -m training.sft --config configs/sft.yaml --name $(RUN)-sft $(SFT_FLAGS)
+	$(PY) -m training.ppo --config configs/ppo.yaml --name $(RUN)-ppo --init runs/$(RUN)-sft/checkpoints/best.pt $(PPO_FLAGS)
+	$(PY) -m training.export runs/$(RUN)-ppo/checkpoints/latest.pt -o runs/$(RUN)-ppo/policy.onnx
+	$(PY) -m training.evaluate --policy runs/$(RUN)-ppo/policy.onnx --compare-expert \
+		--markdown runs/$(RUN)-ppo/evaluation.md --png runs/$(RUN)-ppo/evaluation.png
 
 serve: install
 	@echo "The server arrives with the inference-server issue; until then there is nothing to serve."
