@@ -29,6 +29,9 @@ def test_refuses_unknown_policies_and_seed_counts(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["--policy", "expert", "--seeds", "0"])
     assert "--seeds must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--policy", "expert", "--size", "40"])
+    assert "--size must be 8 to 32, not 40" in capsys.readouterr().err
 
 
 def test_kinds_are_listed_lessons_first_then_trials() -> None:

@@ -34,6 +34,7 @@ from rich.table import Table
 from shared_schema.world import World
 from training.env.core import anchor_masks, place, reasons
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, Lesson, generate
+from training.lessons.base import MAX_SIZE, MIN_SIZE
 from training.onnx_policy import HeadArrays, choose
 from training.sim import power_mean_score, sink_rates_batch
 
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if not 1 <= args.seeds <= len(HELD_OUT_SEEDS):
         parser.error(f"--seeds must be 1 to {len(HELD_OUT_SEEDS)}")
+    if not MIN_SIZE <= args.size <= MAX_SIZE:
+        parser.error(f"--size must be {MIN_SIZE} to {MAX_SIZE}, not {args.size}")
     kinds = args.kinds or ordered_kinds()
     seeds = list(HELD_OUT_SEEDS[: args.seeds])
     console = Console(stderr=True)
