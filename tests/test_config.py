@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from training import ppo, sft
 from training.config import ConfigError, lay_over, layered
 
 
@@ -53,3 +54,14 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
     recipe.write_text("lr: [unclosed\n")
     with pytest.raises(ConfigError, match="cannot read it as YAML"):
         layered(Outer, ["--config", str(recipe)], "prog", "test")
+
+
+def test_trainers_refuse_bad_sizes_and_kinds_before_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for program in (ppo, sft):
+        assert program.main(["--root", str(tmp_path), "--name", "x", "--size", "40"]) == 2
+        assert "size must be 8 to 32 tiles a side, not 40" in capsys.readouterr().err
+        assert program.main(["--root", str(tmp_path), "--name", "x", "--kinds", "spaghetti"]) == 2
+        assert "unknown lesson kinds ['spaghetti']" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,3 +83,16 @@ def layered(cls: type[T], argv: list[str] | None, prog: str, description: str, b
         config = lay_over(config, read_yaml(known.config), str(known.config))
     text = description + " Also: --config FILE.yaml (fields to lay under the flags)."
     return tyro.cli(cls, args=rest, default=config, prog=prog, description=text)
+
+
+def check_lessons(size: int, kinds: Sequence[str] | None) -> None:
+    """Refuse a grid size or lesson kind the generators do not have, before a run starts
+    (and writes anything)."""
+    from training.lessons import KINDS
+    from training.lessons.base import MAX_SIZE, MIN_SIZE
+
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ConfigError(f"size must be {MIN_SIZE} to {MAX_SIZE} tiles a side, not {size}")
+    unknown = [kind for kind in kinds or () if kind not in KINDS]
+    if unknown:
+        raise ConfigError(f"unknown lesson kinds {unknown}; known: {', '.join(KINDS)}")

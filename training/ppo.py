@@ -64,7 +64,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from training import checkpoint
-from training.config import ConfigError, lay_over, layered
+from training.config import ConfigError, check_lessons, lay_over, layered
 from training.env import FactoryVectorEnv
 from training.lessons import TRIAL_KINDS
 from training.model import FactoredDistribution, ModelConfig, Policy
@@ -283,6 +283,7 @@ def _wandb() -> Any:
 
 def train(config: PPOConfig) -> dict[str, Any]:
     """Run PPO as configured; returns the summary (also in summary.json)."""
+    check_lessons(config.size, config.kinds)
     wandb = _wandb() if config.wandb else None  # before anything is written
     rank, world, device = setup(config)
     torch.set_num_threads(config.threads)

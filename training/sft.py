@@ -46,7 +46,7 @@ from tqdm import tqdm
 from shared_schema.entities import Entity
 from shared_schema.world import Channel
 from training.checkpoint import CheckpointError, load, save
-from training.config import ConfigError, layered
+from training.config import ConfigError, check_lessons, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
 from training.env.supply import Prepared, prepare, training_seed
 from training.evaluate import evaluate, policy_planner, torch_heads
@@ -226,6 +226,7 @@ def validate(policy: Policy, config: SFTConfig) -> dict[str, float]:
 
 def train(config: SFTConfig) -> dict[str, Any]:
     """Run SFT as configured; returns the summary it also writes to the run folder."""
+    check_lessons(config.size, config.kinds)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
