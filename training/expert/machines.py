@@ -109,9 +109,8 @@ def build_machines(
         world.place(out_arm.kind, *out_arm.tile, out_arm.outward)
     except PlacementError:
         return None
-    if any(t in protected for arm, _ in [*inputs, output] for t in arm.tiles()) or any(
-        t in protected for arm in links for t in arm.tiles()
-    ):
+    arms = [arm for arm, _ in [*inputs, output]] + list(links)
+    if any(t in protected for arm in arms for t in arm.tiles()):
         return None
     # belt ends first, so no route runs over a tile an arm still needs
     pending: list[tuple[Tile, Tile]] = []
@@ -133,13 +132,19 @@ def build_machines(
     return world
 
 
+def drop_belt_facings(arm: Arm, toward: Tile) -> list[Direction]:
+    """Facings for a belt on an arm's drop tile that lead away from the arm (straight on
+    or to either side), the one whose front tile is nearest `toward` first."""
+    ox, oy = arm.outer
+    facings = [arm.outward, arm.outward.turned(-1), arm.outward.turned(1)]
+    return sorted(facings, key=lambda f: abs(ox + f.dx - toward[0]) + abs(oy + f.dy - toward[1]))
+
+
 def _output_belt(world: World, arm: Arm, sink: Tile, protected: frozenset[Tile]) -> bool:
     """A belt on the output arm's drop tile routed into `sink`, trying the belt's facings
     nearest the sink first."""
     ox, oy = arm.outer
-    facings = [arm.outward, arm.outward.turned(-1), arm.outward.turned(1)]
-    facings.sort(key=lambda f: abs(ox + f.dx - sink[0]) + abs(oy + f.dy - sink[1]))
-    for facing in facings:
+    for facing in drop_belt_facings(arm, sink):
         front = (ox + facing.dx, oy + facing.dy)
         if front != sink and not world.is_empty(*front):
             continue  # it would push products into whatever stands there
@@ -428,16 +433,12 @@ def _unorient(world: World, mirror: bool, turns: int) -> World:
 
 
 def _orient_tiles(world: World, mirror: bool, turns: int) -> dict[Tile, Tile]:
-    """Where each tile of `world` goes under `_orient` (same transforms as World)."""
-    w, h = world.width, world.height
-    moved = {}
-    for y in range(h):
-        for x in range(w):
-            tx, ty, tw, th = (w - 1 - x if mirror else x), y, w, h
-            for _ in range(turns):  # a quarter clockwise: (x, y) -> (H-1-y, x)
-                tx, ty, tw, th = th - 1 - ty, tx, th, tw
-            moved[(x, y)] = (tx, ty)
-    return moved
+    """Where each tile of `world` goes under `_orient`: the tile indices moved by the
+    same array operations World's transforms use."""
+    w = world.width
+    index = np.arange(world.height * w).reshape(world.height, w)
+    moved = np.rot90(index[:, ::-1] if mirror else index, k=-turns)
+    return {(int(i) % w, int(i) // w): (x, y) for (y, x), i in np.ndenumerate(moved)}
 
 
 def fastest(layouts: list[World]) -> World | None:

@@ -17,7 +17,7 @@ import numpy as np
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity, footprint
 from shared_schema.world import Channel, World
-from training.expert.machines import Arm, _belt_end
+from training.expert.machines import Arm, _belt_end, drop_belt_facings
 from training.expert.routing import apply_route, route, route_belt
 
 Tile = tuple[int, int]
@@ -108,12 +108,7 @@ def _arm_onto_belt(world: World, arm: Arm, toward: Tile, protected: frozenset[Ti
     """`world` with the arm placed and a belt end on its drop tile, one world per belt
     facing, the facings nearest `toward` first."""
     worlds = []
-    ox, oy = arm.outer
-    facings = sorted(
-        (arm.outward, arm.outward.turned(-1), arm.outward.turned(1)),
-        key=lambda f: _dist((ox + f.dx, oy + f.dy), toward),
-    )
-    for facing in facings:
+    for facing in drop_belt_facings(arm, toward):
         trial = world.copy()
         trial.place(arm.kind, *arm.tile, arm.outward)
         if _belt_end(trial, arm.outer, facing, protected):
