@@ -259,6 +259,13 @@ class PlanResponse(_Versioned):
     grid: str = Field(description="The layout in the text grid format (markers included).")
     blueprint: str = Field(description="The layout as a Factorio 2.0 blueprint string (markers left out).")
     policy: str = Field(description="The policy (or expert) that produced the layout, name and version.")
+    expert_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The expert's score on the same request, for comparison (0 when it finds no layout; "
+        "null when it was not run).",
+    )
     timings_ms: dict[str, float] = Field(default_factory=dict, description="Time spent per planning phase, in ms.")
 
 
