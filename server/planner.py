@@ -1,0 +1,431 @@
+"""The planner: turn a `PlanRequest` into a verified `PlanResponse`, with no web framework.
+
+`Planner(path)` opens an exported policy (`python -m training.export`) on onnxruntime
+(the CUDA execution provider when present) and `plan(request)` answers a request:
+
+1. `prepare`: the request's world, and each sink's best rate (`sink_bounds`), after
+   the checks pydantic cannot make: too many sinks for the mimic, a sink item that no
+   source carries and no assembling-machine-1 recipe makes, or one whose recipes need
+   an item neither a source nor a recipe gives.
+2. The expert (`training.expert`) on the same task, for comparison (`expert_score`).
+3. The layout, by `options.mode`:
+   - `greedy`: one rollout of the policy, its first choice at every step;
+   - `search`: the greedy rollout, then `search_rollouts` sampled ones in batches of
+     `SEARCH_BATCH`, batch j drawing from its own stream seeded by (seed, j). The
+     time budget only stops the search early, between batches or steps, as a safety
+     limit: the answer depends on the request and seed alone whenever the budget is
+     not hit (a budget hit is counted in `Plan.budget_hit`);
+   - `expert`: the expert's layout.
+   A rollout steps exactly like the environment (training.evaluate's loop): the env's
+   own legality masks, `choose`, the vectorised validator and placement, until "done"
+   or size * size // 2 steps. Every candidate is scored in the mimic and the best kept
+   (ties: fewer entities, then the earlier candidate, the greedy one first); entities
+   that carry nothing are pruned from it when that costs no score.
+4. The chosen layout is replayed through the shared validator
+   (`shared_schema.placement.check`) before it leaves, so an illegal layout is a bug
+   that raises here rather than a ghost in the player's game.
+
+Errors: `PolicyLoadError` (the file is missing, unreadable or not a Factorion policy;
+names the file) and `PlanInputError` (the request asks for something impossible; names
+the field). Both are plain exceptions: the app maps them to status codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared_schema import SCHEMA_VERSION
+from shared_schema.blueprint import encode_blueprint
+from shared_schema.catalog import CATALOG_PATH, load_catalog
+from shared_schema.entities import BELT_RATE, Entity, UndergroundEnd
+from shared_schema.grid import render_grid
+from shared_schema.messages import PlanRequest, PlanResponse, SinkResult, placements_from_world
+from shared_schema.placement import Action, apply
+from shared_schema.world import Channel, World
+from training.env.core import ENDS, PLACEABLE, anchor_masks, n_recipes, place, reasons
+from training.onnx_policy import HeadArrays, OnnxPolicy, choose
+from training.sim import power_mean_score, sink_rates_batch
+from training.sim.engine import MAX_SINKS
+from training.sim.paths import on_path
+
+log = logging.getLogger(__name__)
+
+SEARCH_BATCH = 8  # sampled rollouts stepped together; fixed, so a batch's stream never depends on timing
+DEFAULT_SEARCH_ROLLOUTS = 32  # sampled rollouts in search mode, besides the greedy one
+EXPERT_NAME = "expert"
+
+
+class PolicyLoadError(Exception):
+    """The policy file is missing, unreadable or not a policy this server speaks."""
+
+
+class PlanInputError(ValueError):
+    """A request pydantic accepts but no layout can satisfy; `field` is its path in the body."""
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass
+class Plan:
+    """A planned response and what the metrics want besides it."""
+
+    response: PlanResponse
+    candidates: int  # layouts scored in the mimic
+    budget_hit: bool  # the time budget stopped the search early
+
+
+@dataclass
+class _Clock:
+    """Per-stage wall-clock times in ms, in the order the stages ran."""
+
+    start: float = field(default_factory=time.perf_counter)
+    stages: dict[str, float] = field(default_factory=dict)
+    _last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._last = self.start
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + 1000 * (now - self._last)
+        self._last = now
+
+    def total(self) -> dict[str, float]:
+        return {**{k: round(v, 3) for k, v in self.stages.items()}, "total": round(1000 * (self._last - self.start), 3)}
+
+
+# ---------------------------------------------------------------------------- the task
+
+
+def _missing_for(item: str, available: frozenset[str], making: tuple[str, ...] = ()) -> list[str]:
+    """Items nothing supplies on the way to making `item` from `available` (empty: it can
+    be made). A recipe loop back to an item being made counts as missing."""
+    if item in available:
+        return []
+    catalog = load_catalog()
+    recipe = catalog.recipe_making(item)
+    if recipe is None or item in making:
+        return [item]
+    missing: list[str] = []
+    for ingredient, _ in catalog.recipe(recipe).ingredients:
+        missing += [m for m in _missing_for(ingredient, available, (*making, item)) if m not in missing]
+    return missing
+
+
+def _chain_or_top(item: str, sources: list[str]) -> list[int]:
+    """The recipe chain the expert would build for `item` (training.expert.infer_chain),
+    or else, for a recipe tree, just the recipe making `item`."""
+    from training.expert.machines import infer_chain
+
+    chain = infer_chain(item, sources)
+    if chain is not None:
+        return chain
+    top = load_catalog().recipe_making(item)
+    assert top is not None  # prepare() refused items nothing makes
+    return [top]
+
+
+def sink_bounds(request: PlanRequest) -> list[float]:
+    """Each sink's best rate (items/s), the score's normaliser, in the request's order.
+
+    An item some source carries: a belt's worth (15/s) per source of it, shared by its
+    sinks, at most a belt. A made item: the trials' bound (`chain_bound`: one machine per
+    recipe of the chain the expert would build, or for a recipe tree one machine making
+    the product). Estimates that no layout can beat in the usual case; a score is
+    clipped to 1 where one does."""
+    from training.lessons.trials import chain_bound
+
+    source_items = [m.item for m in request.sources]
+    bounds = []
+    for sink in request.sinks:
+        n_sources = source_items.count(sink.item)
+        if n_sources:
+            n_sinks = sum(s.item == sink.item for s in request.sinks)
+            bounds.append(min(BELT_RATE, BELT_RATE * n_sources / n_sinks))
+        else:
+            bounds.append(chain_bound(_chain_or_top(sink.item, source_items)))
+    return bounds
+
+
+def prepare(request: PlanRequest) -> tuple[World, list[float]]:
+    """The request's world and each sink's best rate; PlanInputError for a sink the
+    sources cannot feed, or more sinks than the mimic reports."""
+    if len(request.sinks) > MAX_SINKS:
+        raise PlanInputError(("sinks",), f"at most {MAX_SINKS} sinks can be planned for, not {len(request.sinks)}")
+    available = frozenset(m.item for m in request.sources)
+    have = ", ".join(sorted(available)) or "none"
+    catalog = load_catalog()
+    for i, sink in enumerate(request.sinks):
+        missing = _missing_for(sink.item, available)
+        if not missing:
+            continue
+        if missing == [sink.item] and catalog.recipe_making(sink.item) is None:
+            raise PlanInputError(
+                ("sinks", i, "item"),
+                f"no source carries {sink.item!r} and no assembling-machine-1 recipe makes it (sources carry: {have})",
+            )
+        raise PlanInputError(
+            ("sinks", i, "item"),
+            f"{sink.item!r} cannot be made from the sources (they carry: {have}): it needs "
+            f"{', '.join(repr(m) for m in missing)}, which no source carries and no assembling-machine-1 recipe makes",
+        )
+    return request.to_world(catalog), sink_bounds(request)
+
+
+# ---------------------------------------------------------------------------- rollouts
+
+
+def rollouts(
+    heads: Callable[[np.ndarray], HeadArrays],
+    task: World,
+    count: int,
+    rng: np.random.Generator | None,
+    deadline: float = float("inf"),
+) -> np.ndarray | None:
+    """`count` rollouts of a policy from `task` stepped together as the env steps them
+    (greedy when `rng` is None, else sampled from it): int16[count, 6, H, W] final
+    worlds, or None when `deadline` (time.perf_counter) passed before all were done."""
+    worlds = np.ascontiguousarray(np.repeat(task.data[None], count, axis=0))
+    h, w = task.height, task.width
+    active = np.arange(count)
+    for _ in range(h * w // 2):
+        if not len(active):
+            break
+        if time.perf_counter() > deadline:
+            return None
+        current = worlds[active]
+        actions = choose(heads(current), anchor_masks(current), greedy=rng is None, rng=rng)
+        placing = actions[:, 0] < h * w
+        active, actions = active[placing], actions[placing]
+        legal = reasons(worlds, active, actions) == -1  # always, with the masks; kept as the env keeps it
+        place(worlds, active[legal], actions[legal])
+    return worlds
+
+
+def replay(task: World, layout: World) -> None:
+    """Rebuild `layout` from `task` one entity at a time through the shared validator;
+    IllegalActionError if any placement is not legal there."""
+    world = task.copy()
+    built = set(task.entities())
+    for kind, x, y in layout.entities():
+        if (kind, x, y) in built:
+            continue
+        tile = layout.data[:, y, x]
+        recipe = int(tile[Channel.ITEM]) if kind == Entity.ASSEMBLER else 0
+        apply(
+            world,
+            Action(kind, x, y, layout.facing(x, y), recipe, UndergroundEnd(int(tile[Channel.UNDERGROUND]))),
+        )
+    if world != layout:  # something of the task was removed or changed
+        raise ValueError("the layout does not contain the task unchanged")
+
+
+def prune(task: World, layout: World, score: Callable[[World], float]) -> World:
+    """`layout` without the entities that carry nothing, when that keeps its score."""
+    carrying = on_path(layout)
+    pruned = layout.copy()
+    built = set(task.entities())
+    for kind, x, y in layout.entities():
+        if (kind, x, y) not in built and not carrying[y, x]:
+            pruned.remove(x, y)
+    if pruned == layout or score(pruned) < score(layout) - 1e-9:
+        return layout
+    return pruned
+
+
+# ---------------------------------------------------------------------------- the planner
+
+
+def _catalog_sha256() -> str:
+    return hashlib.sha256(CATALOG_PATH.read_bytes()).hexdigest()
+
+
+def _providers() -> list[str]:
+    """CUDA when this onnxruntime has it, the CPU always."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class Planner:
+    """An ONNX policy and the search around it. Thread-safe: `plan` keeps no state
+    between calls (onnxruntime sessions may run concurrently)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        threads: int | None = None,
+        search_rollouts: int = DEFAULT_SEARCH_ROLLOUTS,
+        compare_expert: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.search_rollouts = search_rollouts
+        self.compare_expert = compare_expert
+        self.policy = _open(self.path, threads)
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self.name = f"{self.path.name}@{digest[:12]}"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.policy.metadata
+
+    def warm_up(self) -> None:
+        """Run one small plan in every mode, so the mimic's and the expert's compiled
+        kernels are loaded (or compiled) before the first real request."""
+        request = PlanRequest.model_validate(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "region": {"width": 5, "height": 5},
+                "sources": [{"x": 0, "y": 2, "facing": "east", "item": "iron-plate"}],
+                "sinks": [{"x": 4, "y": 2, "facing": "east", "item": "iron-gear-wheel"}],
+            }
+        )
+        for mode in ("greedy", "search", "expert"):
+            self.plan(request.model_copy(update={"options": request.options.model_copy(update={"mode": mode})}))
+
+    def plan(self, request: PlanRequest) -> Plan:
+        """The best layout for `request` (see the module docstring); PlanInputError if
+        the request cannot be satisfied."""
+        options = request.options
+        clock = _Clock()
+        deadline = clock.start + options.time_budget_s
+        task, best = prepare(request)
+        clock.lap("validate")
+
+        def score(world: World) -> float:
+            return _scores(world.data[None], request, best)[0]
+
+        expert = None
+        expert_score = None
+        if self.compare_expert or options.mode == "expert":
+            expert = _expert(task)
+            clock.lap("expert")
+            expert_score = score(expert) if expert is not None else 0.0
+            clock.lap("mimic")
+
+        budget_hit = False
+        if options.mode == "expert":
+            candidates = [expert] if expert is not None else []
+            layout, name = expert or task, EXPERT_NAME if expert is not None else f"{EXPERT_NAME} (no layout)"
+        else:
+            worlds, budget_hit = self._candidates(task, options.mode, options.seed, deadline)
+            clock.lap("policy")
+            scores = _scores(worlds, request, best)
+            entities = (worlds[:, Channel.ENTITY] != Entity.EMPTY).sum(axis=(1, 2))
+            pick = min(range(len(worlds)), key=lambda i: (-round(scores[i], 9), int(entities[i]), i))
+            layout = prune(task, World(worlds[pick].copy()), score)
+            candidates, name = list(worlds), self.name
+            clock.lap("mimic")
+        replay(task, layout)  # the shared validator's word, whatever produced the layout
+        clock.lap("verify")
+
+        rates = _rates(layout.data[None], request)[0]
+        response = PlanResponse(
+            placements=placements_from_world(layout),
+            sinks=[
+                SinkResult(x=s.x, y=s.y, item=s.item, per_second=float(r), best_per_second=b)
+                for s, r, b in zip(request.sinks, rates, best, strict=True)
+            ],
+            score=power_mean_score(rates, best),
+            grid=render_grid(layout),
+            blueprint=encode_blueprint(layout),
+            policy=name,
+            expert_score=expert_score,
+        )
+        clock.lap("encode")
+        response.timings_ms = clock.total()
+        return Plan(response, candidates=len(candidates), budget_hit=budget_hit)
+
+    def _candidates(self, task: World, mode: str, seed: int, deadline: float) -> tuple[np.ndarray, bool]:
+        """Greedy rollout first (always run in full), then in search mode the sampled
+        batches in order until they are done or the deadline passes."""
+        greedy = rollouts(self.policy.heads, task, 1, None)
+        assert greedy is not None  # no deadline: it always finishes
+        found = [greedy]
+        if mode == "search":
+            for j in range((self.search_rollouts + SEARCH_BATCH - 1) // SEARCH_BATCH):
+                count = min(SEARCH_BATCH, self.search_rollouts - j * SEARCH_BATCH)
+                # numpy seeds are non-negative: the seed's low 64 bits, two's complement for negatives
+                rng = np.random.default_rng([seed & (2**64 - 1), j])
+                batch = rollouts(self.policy.heads, task, count, rng, deadline)
+                if batch is None:
+                    return np.concatenate(found), True
+                found.append(batch)
+        return np.concatenate(found), False
+
+
+def _open(path: Path, threads: int | None) -> OnnxPolicy:
+    """The policy at `path`, checked to speak this catalog and action layout."""
+    if not path.is_file():
+        raise PolicyLoadError(f"policy file {path} does not exist (export one with `python -m training.export`)")
+    try:
+        policy = OnnxPolicy(path, providers=_providers())
+        if threads is not None:
+            # OnnxPolicy takes no session options: reopen its session with the thread count
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            policy.session = ort.InferenceSession(str(path), options, providers=_providers())
+    except Exception as error:  # onnxruntime raises its own types for every kind of broken file
+        raise PolicyLoadError(f"policy file {path} is not a readable ONNX model: {error}") from error
+    meta = policy.metadata
+    expected = {
+        "schema_version": SCHEMA_VERSION,
+        "placeable": [k.name.lower() for k in PLACEABLE],
+        "ends": [e.name.lower() for e in ENDS],
+        "recipes": n_recipes(),
+        "catalog_sha256": _catalog_sha256(),
+    }
+    for key, want in expected.items():
+        if key not in meta:
+            raise PolicyLoadError(f"policy file {path} is not a Factorion policy export: no {key!r} in its metadata")
+        if meta[key] != want:
+            raise PolicyLoadError(
+                f"policy file {path} does not match this server: its {key} is {_short(meta[key])}, "
+                f"this server's is {_short(want)} (re-export it from a checkpoint trained on this catalog)"
+            )
+    return policy
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _expert(task: World) -> World | None:
+    """The expert's layout, or None; a crash in the comparison must not fail the plan."""
+    from training.expert import expert_layout
+
+    try:
+        return expert_layout(task)
+    except Exception:
+        log.exception("the expert failed on a task; reporting no expert layout")
+        return None
+
+
+def _rates(worlds: np.ndarray, request: PlanRequest) -> np.ndarray:
+    """float64[B, sinks]: each world's sink rates in the request's sink order (the mimic
+    reports them row-major)."""
+    rates, _ = sink_rates_batch(worlds)
+    row_major = sorted(range(len(request.sinks)), key=lambda i: (request.sinks[i].y, request.sinks[i].x))
+    order = np.empty(len(row_major), np.int64)
+    order[row_major] = np.arange(len(row_major))
+    return rates[:, order]
+
+
+def _scores(worlds: np.ndarray, request: PlanRequest, best: list[float]) -> list[float]:
+    return [power_mean_score(r, best) for r in _rates(worlds, request)]

@@ -1,0 +1,304 @@
+"""The planner (server/planner.py): legal, verified, deterministic layouts from an ONNX
+policy, the checks a request must pass, and a policy file it refuses to load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+from server.planner import (
+    PlanInputError,
+    Planner,
+    PolicyLoadError,
+    prepare,
+    prune,
+    replay,
+    sink_bounds,
+)
+from shared_schema.blueprint import decode_blueprint
+from shared_schema.catalog import load_catalog
+from shared_schema.entities import Entity
+from shared_schema.game import facing_name, from_game_entity
+from shared_schema.messages import PlanRequest, PlanResponse
+from shared_schema.placement import Action, apply, check
+from shared_schema.world import Channel, World
+from training.lessons import generate
+from training.sim import sink_rates_batch
+
+CATALOG = load_catalog()
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained policy exported as the server would receive it."""
+    import torch
+
+    from training.export import export
+    from training.model import ModelConfig, Policy
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("policy") / "tiny.onnx"
+    export(Policy(ModelConfig(width=16, conv_blocks=1)).eval(), path, 11, source="tiny.pt")
+    return path
+
+
+@pytest.fixture(scope="module")
+def planner(tiny_policy: Path) -> Planner:
+    return Planner(tiny_policy, threads=1, search_rollouts=10)
+
+
+def request_for(task: World, **options: Any) -> PlanRequest:
+    """The plan request posing a lesson's task (markers and blocked tiles)."""
+    markers: dict[Entity, list[dict[str, Any]]] = {Entity.SOURCE: [], Entity.SINK: []}
+    blocked = []
+    for kind, x, y in task.entities():
+        if kind == Entity.BLOCKED:
+            blocked.append({"x": x, "y": y})
+        elif kind in markers:
+            item = CATALOG.items[int(task.data[Channel.ITEM, y, x])]
+            markers[kind].append({"x": x, "y": y, "facing": facing_name(task.facing(x, y)), "item": item})
+    return PlanRequest.model_validate(
+        {
+            "schema_version": 1,
+            "region": {"width": task.width, "height": task.height},
+            "sources": markers[Entity.SOURCE],
+            "sinks": markers[Entity.SINK],
+            "blocked": blocked,
+            "options": options,
+        }
+    )
+
+
+def rebuilt(request: PlanRequest, response: PlanResponse) -> World:
+    """The response's placements built one by one on the request's world through the
+    shared validator (each must be legal), checked against its blueprint string."""
+    world = request.to_world()
+    for placement in response.placements:
+        ours = from_game_entity(placement.model_dump())
+        recipe = CATALOG.recipe_id(ours.recipe_name) if ours.recipe_name else 0
+        action = Action(ours.kind, ours.x, ours.y, ours.facing, recipe, ours.underground_end)
+        assert check(world, action) is None, placement
+        apply(world, action)
+    if response.placements:
+        from_blueprint = decode_blueprint(response.blueprint, world.width, world.height, origin=(0, 0))
+        game = world.data.copy()
+        game[:, np.isin(world.data[Channel.ENTITY], (Entity.SOURCE, Entity.SINK, Entity.BLOCKED))] = 0
+        assert np.array_equal(from_blueprint.data[Channel.ENTITY], game[Channel.ENTITY])
+        assert np.array_equal(from_blueprint.data[Channel.FACING], game[Channel.FACING])
+    return world
+
+
+def assert_verified(request: PlanRequest, response: PlanResponse) -> None:
+    """Legal, and the mimic gives the rates the response reports."""
+    world = rebuilt(request, response)
+    rates, count = sink_rates_batch(world.data[None])
+    by_tile = dict(zip(sorted((s.y, s.x) for s in request.sinks), rates[0, : count[0]], strict=True))
+    for sink in response.sinks:
+        assert sink.per_second == pytest.approx(by_tile[(sink.y, sink.x)])
+    assert 0 <= response.score <= 1
+
+
+LESSONS = [("one-belt", 3), ("belt-wall", 5), ("split", 1), ("machine", 2), ("trial-1", 4)]
+
+
+@pytest.mark.parametrize("mode", ["greedy", "search", "expert"])
+@pytest.mark.parametrize(("kind", "seed"), LESSONS)
+def test_every_mode_gives_a_legal_verified_layout(planner: Planner, mode: str, kind: str, seed: int) -> None:
+    request = request_for(generate(kind, seed, 8).task, mode=mode, seed=1)
+    plan = planner.plan(request)
+    assert_verified(request, plan.response)
+    assert plan.response.expert_score is not None
+    assert plan.response.policy == ("expert" if mode == "expert" else planner.name)
+    assert plan.candidates == {"greedy": 1, "search": 11, "expert": 1}[mode]
+    assert {"validate", "expert", "mimic", "verify", "encode", "total"} <= set(plan.response.timings_ms)
+    if mode == "expert":
+        assert plan.response.score == pytest.approx(plan.response.expert_score)
+
+
+def test_expert_mode_solves_what_the_expert_solves(planner: Planner) -> None:
+    lesson = generate("belt-wall", 5, 8)
+    plan = planner.plan(request_for(lesson.task, mode="expert"))
+    assert plan.response.score == pytest.approx(1.0)
+    assert [s.best_per_second for s in plan.response.sinks] == list(lesson.best)
+
+
+def _without_timings(response: PlanResponse) -> dict[str, Any]:
+    return response.model_dump(exclude={"timings_ms"})
+
+
+def test_same_request_and_seed_same_answer(planner: Planner) -> None:
+    request = request_for(generate("split", 6, 8).task, mode="search", seed=42, time_budget_s=60)
+    first, second = planner.plan(request), planner.plan(request)
+    assert not first.budget_hit and not second.budget_hit
+    assert _without_timings(first.response) == _without_timings(second.response)
+    # a fresh planner (a restarted server) answers the same
+    again = Planner(planner.path, search_rollouts=planner.search_rollouts).plan(request)
+    assert _without_timings(again.response) == _without_timings(first.response)
+
+
+def test_search_never_scores_below_greedy(planner: Planner) -> None:
+    for kind, seed in LESSONS:
+        task = generate(kind, seed, 8).task
+        greedy = planner.plan(request_for(task, mode="greedy")).response.score
+        search = planner.plan(request_for(task, mode="search", seed=3, time_budget_s=60)).response.score
+        assert search >= greedy - 1e-12, kind
+
+
+def test_the_time_budget_cuts_the_search_but_the_answer_stays_legal(planner: Planner) -> None:
+    request = request_for(generate("machine", 2, 8).task, mode="search", time_budget_s=1e-6)
+    plan = planner.plan(request)
+    assert plan.budget_hit and plan.candidates == 1  # only the greedy rollout, which always runs
+    assert_verified(request, plan.response)
+
+
+def test_sinks_answer_in_the_request_order() -> None:
+    # the mimic reports sinks row-major; the request lists the lower one first
+    request = PlanRequest.model_validate(
+        {
+            "schema_version": 1,
+            "region": {"width": 3, "height": 2},
+            "sources": [{"x": 0, "y": 0, "facing": "east", "item": "iron-plate"}],
+            "sinks": [
+                {"x": 1, "y": 1, "facing": "east", "item": "iron-plate"},
+                {"x": 1, "y": 0, "facing": "east", "item": "iron-plate"},
+            ],
+            "options": {"mode": "expert"},
+        }
+    )
+    from server.planner import _rates
+
+    world, best = prepare(request)
+    assert best == [7.5, 7.5]  # one source's belt shared by two sinks
+    assert _rates(world.data[None], request)[0].tolist() == [0.0, 15.0]
+
+
+def test_sink_bounds_agree_with_the_trials() -> None:
+    lesson = generate("trial-2", 9, 11)
+    assert sink_bounds(request_for(lesson.task)) == pytest.approx(list(lesson.best))
+
+
+def _markers(sources: list[str], sinks: list[str]) -> PlanRequest:
+    return PlanRequest.model_validate(
+        {
+            "schema_version": 1,
+            "region": {"width": 12, "height": 12},
+            "sources": [{"x": 0, "y": i, "facing": "east", "item": item} for i, item in enumerate(sources)],
+            "sinks": [{"x": 11, "y": i % 12, "facing": "east", "item": item} for i, item in enumerate(sinks)],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("sources", "sinks", "field", "message"),
+    [
+        (["copper-plate"], ["iron-plate"], ("sinks", 0, "item"), "no source carries 'iron-plate' and no assembling"),
+        (["iron-plate"], ["iron-plate", "copper-cable"], ("sinks", 1, "item"), "needs 'copper-plate'"),
+        (["copper-plate"], ["electronic-circuit"], ("sinks", 0, "item"), "needs 'iron-plate'"),
+    ],
+)
+def test_sinks_the_sources_cannot_feed_are_refused(
+    sources: list[str], sinks: list[str], field: tuple[Any, ...], message: str
+) -> None:
+    with pytest.raises(PlanInputError, match=message) as error:
+        prepare(_markers(sources, sinks))
+    assert error.value.field == field
+
+
+def test_more_sinks_than_the_mimic_reports_are_refused() -> None:
+    request = PlanRequest.model_validate(
+        {
+            "schema_version": 1,
+            "region": {"width": 17, "height": 2},
+            "sources": [{"x": 0, "y": 0, "facing": "east", "item": "iron-plate"}],
+            "sinks": [{"x": x, "y": 1, "facing": "south", "item": "iron-plate"} for x in range(17)],
+        }
+    )
+    with pytest.raises(PlanInputError, match="at most 16 sinks") as error:
+        prepare(request)
+    assert error.value.field == ("sinks",)
+
+
+def test_replay_refuses_an_illegal_layout() -> None:
+    request = _markers(["iron-plate"], ["iron-plate"])
+    task = request.to_world()
+    layout = task.copy()
+    layout.data[:, 0, 0] = layout.data[:, 0, 1]  # the source's tile overwritten: not the task any more
+    with pytest.raises(ValueError, match="task"):
+        replay(task, layout)
+    layout = task.copy()
+    layout.data[Channel.ENTITY, 5, 5] = Entity.ASSEMBLER  # a lone tile of a machine, no recipe
+    with pytest.raises(ValueError):
+        replay(task, layout)
+
+
+def test_prune_drops_what_carries_nothing_and_keeps_the_score() -> None:
+    request = PlanRequest.model_validate(
+        {
+            "schema_version": 1,
+            "region": {"width": 4, "height": 2},
+            "sources": [{"x": 0, "y": 0, "facing": "east", "item": "iron-plate"}],
+            "sinks": [{"x": 3, "y": 0, "facing": "east", "item": "iron-plate"}],
+        }
+    )
+    task = request.to_world()
+    layout = task.copy()
+    for x in (1, 2):
+        layout.place(Entity.BELT, x, 0, facing=1)
+    useful = layout.copy()
+    layout.place(Entity.BELT, 2, 1, facing=3)  # idle
+
+    def score(world: World) -> float:
+        return float(sink_rates_batch(world.data[None])[0][0, 0])
+
+    assert prune(task, layout, score) == useful
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def test_a_missing_policy_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PolicyLoadError, match=f"policy file {tmp_path / 'nope.onnx'} does not exist"):
+        Planner(tmp_path / "nope.onnx")
+
+
+def test_a_corrupt_policy_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"\x08\x07garbage" * 50)
+    with pytest.raises(PolicyLoadError, match=f"policy file {path} is not a readable ONNX model"):
+        Planner(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("catalog_sha256", None, "not a Factorion policy export"), ("catalog_sha256", '"0"', "does not match")],
+)
+def test_a_policy_for_another_catalog_is_refused(
+    tiny_policy: Path, tmp_path: Path, key: str, value: str | None, message: str
+) -> None:
+    model = onnx.load(str(tiny_policy))
+    props = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    if value is not None:
+        model.metadata_props.add(key=key, value=value)
+    path = tmp_path / "other.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(PolicyLoadError, match=message):
+        Planner(path)
+
+
+def test_sampled_rollouts_follow_their_seed(planner: Planner) -> None:
+    from server.planner import rollouts
+
+    task = generate("machine", 2, 8).task
+    heads = planner.policy.heads
+    a, b = (rollouts(heads, task, 4, np.random.default_rng(s)) for s in (0, 1))
+    assert a is not None and b is not None
+    again = rollouts(heads, task, 4, np.random.default_rng(0))
+    assert again is not None and np.array_equal(a, again)
+    assert not np.array_equal(a, b)
+    assert rollouts(heads, task, 4, np.random.default_rng(0), deadline=0.0) is None
