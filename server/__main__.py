@@ -1,0 +1,90 @@
+"""Serve the planner over HTTP: `python -m server [--host H] [--port P] [--policy FILE] ...`.
+
+Opens the policy first, so a missing or corrupt file fails the start at once with a
+message naming it (exit code 2), then runs uvicorn. Every option is a field of
+`server.app.Settings` or uvicorn's own (host, port, workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from server.app import DEFAULT_POLICY, Settings, create_app
+from server.planner import DEFAULT_SEARCH_ROLLOUTS, Planner, PolicyLoadError
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m server", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument(
+        "--policy", type=Path, default=DEFAULT_POLICY, help=f"exported ONNX policy (default {DEFAULT_POLICY})"
+    )
+    p.add_argument(
+        "--workers", type=_positive, default=1, help="worker processes, each with its own policy (default 1)"
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=1,
+        help="onnxruntime threads per worker (default 1: requests already run side by side on the thread pool)",
+    )
+    p.add_argument(
+        "--search-rollouts",
+        type=_positive,
+        default=DEFAULT_SEARCH_ROLLOUTS,
+        help=f"sampled rollouts per plan in search mode, besides the greedy one (default {DEFAULT_SEARCH_ROLLOUTS})",
+    )
+    p.add_argument(
+        "--max-body-bytes", type=_positive, default=Settings.max_body_bytes, help="largest request body accepted"
+    )
+    p.add_argument("--no-expert", action="store_true", help="do not run the expert on every request for comparison")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings(
+        policy_path=args.policy,
+        max_body_bytes=args.max_body_bytes,
+        search_rollouts=args.search_rollouts,
+        onnx_threads=args.threads,
+        compare_expert=not args.no_expert,
+    )
+    try:
+        Planner(settings.policy_path, threads=settings.onnx_threads)  # fail here, clearly, not in a worker
+    except PolicyLoadError as error:
+        print(f"python -m server: cannot start: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    if args.workers == 1:
+        uvicorn.run(create_app(settings=settings), host=args.host, port=args.port, log_level=args.log_level)
+    else:  # worker processes import the app by name and read the settings from the environment
+        os.environ.update(settings.to_env())
+        uvicorn.run(
+            "server.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
