@@ -54,6 +54,7 @@ from server.rcon_protocol import (
     VersionReply,
     command,
     error_result,
+    lua_lists,
     parse_reply,
     result_batches,
 )
@@ -296,7 +297,7 @@ class Bridge:
         """Plan the job (or explain why not) into result batches; None for a job too
         broken to answer (no usable id)."""
         try:
-            job = PlanJob.model_validate(raw)
+            job = PlanJob.model_validate(lua_lists(raw))
         except ValidationError as exc:
             job_id, player = raw.get("job_id"), raw.get("player_index")
             if not isinstance(job_id, str) or not 1 <= len(job_id) <= 64:

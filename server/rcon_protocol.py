@@ -70,6 +70,19 @@ class PollReply(_Model):
         return [] if value == {} else value
 
 
+def lua_lists(raw_job: dict[str, Any]) -> dict[str, Any]:
+    """The job with its request's list fields that arrived as {} (an empty Lua table)
+    turned into []; anything else is left for PlanJob to judge."""
+    request = raw_job.get("request")
+    if not isinstance(request, dict) or not any(request.get(k) == {} for k in _LIST_FIELDS):
+        return raw_job
+    fixed = {k: ([] if k in _LIST_FIELDS and v == {} else v) for k, v in request.items()}
+    return {**raw_job, "request": fixed}
+
+
+_LIST_FIELDS = ("sources", "sinks", "blocked")
+
+
 class CommandReply(_Model):
     """The mod's answer to status, result and ack commands."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -14,13 +15,21 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from server.bridge import Bridge, BridgeConfig, BridgeError, parse_args
 from server.rcon_protocol import (
+    CMD_ACK,
     CMD_POLL,
     CMD_RESULT,
+    CMD_STATUS,
+    CMD_VERSION,
+    MAX_COMMAND_BYTES,
+    PROTOCOL_VERSION,
+    CommandReply,
     PollReply,
     StatusMessage,
+    VersionReply,
     command,
     result_batches,
 )
@@ -28,8 +37,10 @@ from shared_schema.directions import Direction
 from shared_schema.entities import Entity
 from shared_schema.messages import (
     Placement,
+    PlanJob,
     PlanRequest,
     PlanResponse,
+    PlanResult,
     SinkResult,
     placements_from_world,
 )
@@ -221,8 +232,14 @@ def test_result_batches_split_exactly_at_the_limit() -> None:
         result_batches("j", placements, "hello", 200)
 
 
-def test_an_empty_lua_table_reads_as_no_jobs() -> None:
+def test_empty_lua_tables_read_as_empty_lists(game: FakeRconServer, mod: FakeMod) -> None:
     assert PollReply.model_validate({"jobs": {}}).jobs == []
+    raw = job("7", width=4, height=1)
+    raw["request"]["blocked"] = {}  # how helpers.table_to_json writes an empty list
+    mod.queue(raw)
+    with running(make_bridge(game, FakePlanner())) as errors:
+        wait_for(lambda: len(mod.built) == 1, errors)
+    assert mod.built[0].status == "ok"
 
 
 # ------------------------------------------------------------------ versions and passwords
@@ -409,3 +426,28 @@ def test_status_json_is_what_the_docs_show() -> None:
         "level": "error",
         "message": "x",
     }
+
+
+def test_the_protocol_doc_matches_the_code() -> None:
+    doc = (REPO / "docs" / "BRIDGE.md").read_text()
+    for name in (CMD_VERSION, CMD_POLL, CMD_STATUS, CMD_RESULT, CMD_ACK):
+        assert f"`/{name}" in doc
+    assert f"protocol version {PROTOCOL_VERSION}" in doc and f"{MAX_COMMAND_BYTES} bytes" in doc
+    models: dict[str, type[BaseModel]] = {
+        "protocol_version": VersionReply,
+        "surface": PlanJob,
+        "batch_index": PlanResult,
+        "level": StatusMessage,
+    }
+    checked = set()
+    for block in re.findall(r"```json\n(.*?)```", doc, re.S):
+        for text in (block, *block.splitlines()):  # a whole example, or one per line
+            try:
+                example = json.loads(text)
+            except json.JSONDecodeError:
+                continue  # e.g. {"jobs": [PlanJob, ...]}
+            keys = [k for k in models if k in example] or (["ok"] if "ok" in example else [])
+            for key in keys:
+                models.get(key, CommandReply).model_validate(example)
+                checked.add(key)
+    assert checked == {*models, "ok"}
