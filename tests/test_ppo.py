@@ -84,7 +84,7 @@ def test_returns_improve_on_the_one_belt_lesson(tmp_path: Path) -> None:
     # costs 0.05: the return rises as the policy learns to place fewer wasted entities
     # (and to say "done"); the mean entities per episode falls well below where it began
     config = tiny(
-        tmp_path, "learn", "--num-envs", "16", "--rollout", "8", "--total-steps", "2560", "--lr", "3e-3",
+        tmp_path, "learn", "--num-envs", "16", "--rollout", "8", "--total-steps", "5120", "--lr", "3e-3",
         "--epochs", "2", "--max-steps", "8", "--entity-cost", "0.05",
     )  # fmt: skip
     entities = [m["charts/episode_entities"] for m in train(config)["history"]]

@@ -18,7 +18,7 @@ from training.env.core import anchor_masks, to_action
 from training.env.supply import prepare, training_seed
 from training.lessons import HELD_OUT_SEEDS
 from training.model import ModelConfig
-from training.sft import LessonPool, SFTConfig, draw_sample, parse_config, solution_actions, train
+from training.sft import LessonPool, SFTConfig, draw_sample, flow_keys, parse_config, solution_actions, train
 
 TINY = SFTConfig(
     steps=6,
@@ -41,8 +41,9 @@ def test_a_sample_and_the_rest_of_its_order_rebuild_the_solution(kind: str) -> N
         solution = prepared.lesson.solution
         assert solution is not None
         actions = solution_actions(prepared)
-        for _ in range(5):
-            world, target, remaining = draw_sample(prepared, actions, rng)
+        for draw in range(10):
+            keys = flow_keys(prepared) if draw % 2 else None  # flow order, then a random order
+            world, target, remaining = draw_sample(prepared, actions, rng, keys)
             if target < 0:
                 assert len(remaining) == 0 and (world == solution.data).all()
                 continue
@@ -55,6 +56,19 @@ def test_a_sample_and_the_rest_of_its_order_rebuild_the_solution(kind: str) -> N
                 assert placing is not None
                 apply(built, placing)
             assert built == solution
+
+
+def test_flow_order_builds_from_the_sources_towards_the_sinks() -> None:
+    prepared = prepare("belt-routing", training_seed(3), 11)
+    actions, keys = solution_actions(prepared), flow_keys(prepared)
+    rng = np.random.default_rng(0)
+    firsts = set()
+    for _ in range(20):
+        _, target, remaining = draw_sample(prepared, actions, rng, keys)
+        assert (np.diff(keys[remaining]) >= 0).all()  # what is left comes in order of distance from the sources
+        if len(remaining) == len(actions):
+            firsts.add(target)
+    assert firsts <= {int(i) for i in np.flatnonzero(keys == keys.min())}  # an empty task starts at a source
 
 
 def test_a_tiny_run_writes_its_folder_and_checkpoints(tmp_path: Path) -> None:

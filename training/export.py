@@ -2,10 +2,12 @@
 
     python -m training.export CKPT -o policy.onnx [--size N] [--opset 18]
 
-The graph is the network's plain `forward` (STYLE.md): input "world" int16[B, 6, H, W]
-with the batch, height and width axes dynamic (nothing in the network depends on the
-grid size); outputs "tile" [B, H*W+1], "kind" [B, H*W, 6], "facing" [B, H*W, 6, 4],
-"recipe" [B, H*W, R], "end" [B, H*W, 2] and "value" [B], as in `training.model.Heads`.
+The graph is the network's plain `forward` (STYLE.md): inputs "world" int16[B, 6, H, W]
+and its distance hints "hints" float32[B, 2, H, W] (`training.hints.distance_hints`,
+which `training.onnx_policy` computes), with the batch, height and width axes dynamic
+(nothing in the network depends on the grid size); outputs "tile" [B, H*W+1],
+"kind" [B, H*W, 6], "facing" [B, H*W, 6, 4], "recipe" [B, H*W, R], "end" [B, H*W, 2]
+and "value" [B], as in `training.model.Heads`.
 The model's metadata_props (strings; JSON where not plain) tell the server what it
 speaks: see `metadata`. Run it without torch through `training.onnx_policy`.
 """
@@ -29,6 +31,7 @@ from shared_schema import SCHEMA_VERSION
 from shared_schema.catalog import load_catalog
 from training.checkpoint import load
 from training.env.core import ENDS, PLACEABLE
+from training.hints import distance_hints
 from training.model import Policy
 from training.onnx_policy import HEAD_NAMES
 
@@ -42,8 +45,8 @@ class _Graph(nn.Module):
         super().__init__()
         self.policy = policy
 
-    def forward(self, world: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.policy(world))
+    def forward(self, world: Tensor, hints: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.policy(world, hints))
 
 
 def catalog_fingerprint() -> str:
@@ -73,7 +76,7 @@ def metadata(policy: Policy, size: int, source: str) -> dict[str, str]:
         "catalog_sha256": catalog_fingerprint(),
         "model_config": policy.config.as_dict(),
         "source_checkpoint": source,
-        "inputs": {"world": "int16[B, 6, H, W]"},
+        "inputs": {"world": "int16[B, 6, H, W]", "hints": "float32[B, 2, H, W] (training.hints.distance_hints)"},
         "outputs": list(HEAD_NAMES),
     }
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
@@ -84,17 +87,18 @@ def export(policy: Policy, path: Path, size: int, source: str = "", opset: int =
     graph = _Graph(policy.cpu().eval())
     example = torch.zeros(2, 6, size, size, dtype=torch.int16)
     example[:, 4] = 1  # buildable everywhere: a plain empty world
+    hints = torch.as_tensor(distance_hints(example.numpy()))
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic; the test checks the result
         torch.onnx.export(
             graph,
-            (example,),
+            (example, hints),
             str(path),
-            input_names=["world"],
+            input_names=["world", "hints"],
             output_names=list(HEAD_NAMES),
-            dynamic_axes={"world": axes, **{name: {0: "batch"} for name in HEAD_NAMES}},
+            dynamic_axes={"world": axes, "hints": axes, **{name: {0: "batch"} for name in HEAD_NAMES}},
             opset_version=opset,
             dynamo=False,
         )

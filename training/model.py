@@ -27,10 +27,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from shared_schema.catalog import load_catalog
+from shared_schema.catalog import load_catalog, recipe_tables
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import Channel
 from training.env.core import ENDS, FACINGS, PLACEABLE
+from training.hints import HINTS, distance_hints
 
 KINDS = len(PLACEABLE)
 ASSEMBLER = PLACEABLE.index(Entity.ASSEMBLER)
@@ -49,6 +50,7 @@ class ModelConfig:
     items: int = 0  # item ids the embedding knows (0: the catalog's)
     recipes: int = 0  # recipe ids (0: the catalog's)
     pool: int = 2  # attention runs over pool x pool blocks of tiles (1: every tile its own token)
+    hints: bool = True  # read the distance hints (`training.hints`) and the recipe hint (`_RecipeHint`)
 
     def resolved(self) -> ModelConfig:
         catalog = load_catalog()
@@ -69,12 +71,57 @@ class Heads(NamedTuple):
 
 class Features(NamedTuple):
     """What `Policy.features` computes before the per-tile heads: tokens [B, H*W, d], the
-    tile logits [B, H*W + 1] and the value [B]. `Policy.at(tokens)` gives the kind, facing,
-    recipe and end logits of chosen tiles only, which is what training needs."""
+    tile logits [B, H*W + 1], the value [B] and the world's recipe hint [B, R].
+    `Policy.at(tokens, recipe_hint)` gives the kind, facing, recipe and end logits of
+    chosen tiles only, which is what training needs."""
 
     tokens: Tensor
     tile: Tensor
     value: Tensor
+    recipe_hint: Tensor
+
+
+class _RecipeHint(nn.Module):
+    """Per world, for each recipe: whether it makes a sink's item, whether it makes an
+    ingredient of such a recipe, and the share of its ingredients the sources carry. A
+    learned mix of the three is added to the recipe logits: otherwise each of the
+    catalog's recipes is learned from the few examples that use it."""
+
+    def __init__(self, items: int, recipes: int) -> None:
+        super().__init__()
+        tables = recipe_tables()
+        makes = torch.zeros(recipes, items)  # makes[r, i]: recipe r's product is item i
+        takes = torch.zeros(recipes, items)  # takes[r, i]: recipe r needs item i
+        for r in range(1, min(recipes, len(tables.time))):
+            for i in tables.product_item[r]:
+                if 0 < i < items:
+                    makes[r, i] = 1.0
+            for i in tables.ingredient_item[r]:
+                if 0 < i < items:
+                    takes[r, i] = 1.0
+        feeds = ((makes @ takes.T) @ makes).clamp(max=1.0)  # feeds[r, i]: r makes an ingredient of what makes i
+        self.register_buffer("makes", makes, persistent=False)
+        self.register_buffer("feeds", feeds, persistent=False)
+        self.register_buffer("takes", takes / takes.sum(1, keepdim=True).clamp(min=1.0), persistent=False)
+        self.mix = nn.Parameter(torch.tensor([2.0, 1.0, 1.0]))
+        self.items = items
+
+    makes: Tensor
+    feeds: Tensor
+    takes: Tensor
+
+    def forward(self, world: Tensor) -> Tensor:
+        """[B, R]: the learned mix of the three recipe hints."""
+        ent, item = world[:, Channel.ENTITY].flatten(1), world[:, Channel.ITEM].flatten(1).long()
+        item = torch.where((ent == Entity.SINK) | (ent == Entity.SOURCE), item, 0)  # assemblers hold recipe ids
+
+        def carried(marker: Entity) -> Tensor:  # [B, items]: 1 where a marker of this kind carries the item
+            out = torch.zeros(ent.shape[0], self.items, device=world.device)
+            return out.scatter_add(1, item, (ent == marker).float()).clamp(max=1.0)
+
+        sinks, sources = carried(Entity.SINK), carried(Entity.SOURCE)
+        hints = torch.stack((sinks @ self.makes.T, sinks @ self.feeds.T, sources @ self.takes.T), dim=-1)
+        return hints.clamp(max=1.0) @ self.mix
 
 
 class _Block(nn.Module):
@@ -124,6 +171,8 @@ class Policy(nn.Module):
         self.end_in = nn.Embedding(max(UndergroundEnd) + 1, d)
         self.part = nn.Embedding(9, d)
         self.where = nn.Linear(3, d)  # buildable, x and y scaled to [0, 1]
+        self.distance = nn.Linear(HINTS, d) if config.hints else None
+        self.recipe_hint = _RecipeHint(config.items, config.recipes) if config.hints else None
         self.blocks = nn.Sequential(*(_Block(d) for _ in range(config.conv_blocks)))
         self.attention = nn.Sequential(*(_Attention(d, config.heads) for _ in range(config.attention_layers)))
         self.norm = nn.LayerNorm(d)
@@ -135,8 +184,9 @@ class Policy(nn.Module):
         self.end_head = nn.Linear(d, len(ENDS))
         self.value_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
 
-    def embed(self, world: Tensor) -> Tensor:
-        """[B, 6, H, W] integer world -> [B, d, H, W] tile features."""
+    def embed(self, world: Tensor, hints: Tensor | None = None) -> Tensor:
+        """[B, 6, H, W] integer world (and its float [B, 2, H, W] distance hints, computed
+        here when not given) -> [B, d, H, W] tile features."""
         world = world.long()
         ent, item = world[:, Channel.ENTITY], world[:, Channel.ITEM]
         marker = (ent == Entity.SOURCE) | (ent == Entity.SINK)
@@ -160,12 +210,17 @@ class Policy(nn.Module):
             ),
             dim=-1,
         )
-        return (x + self.where(where)).permute(0, 3, 1, 2)
+        x = x + self.where(where)
+        if self.distance is not None:
+            if hints is None:
+                hints = torch.as_tensor(distance_hints(world.cpu().numpy()), device=world.device)
+            x = x + self.distance(hints.permute(0, 2, 3, 1))
+        return x.permute(0, 3, 1, 2)
 
-    def features(self, world: Tensor) -> Features:
+    def features(self, world: Tensor, hints: Tensor | None = None) -> Features:
         """The trunk: convolutions, then attention over pool x pool blocks of tiles whose
         result is added back to every tile of its block."""
-        x = self.blocks(self.embed(world))  # [B, d, H, W]
+        x = self.blocks(self.embed(world, hints))  # [B, d, H, W]
         b, d, h, w = x.shape
         p = self.config.pool
         if p > 1:
@@ -179,22 +234,24 @@ class Policy(nn.Module):
             tokens = self.norm(self.attention(x.permute(0, 2, 3, 1).reshape(b, h * w, d)))  # [B, H*W, d]
         pooled = tokens.mean(dim=1)
         tile = torch.cat((self.tile_head(tokens).squeeze(-1), self.done_head(pooled)), dim=1)
-        return Features(tokens, tile, self.value_head(pooled).squeeze(-1))
+        hint = self.recipe_hint(world) if self.recipe_hint is not None else tokens.new_zeros(b, self.config.recipes)
+        return Features(tokens, tile, self.value_head(pooled).squeeze(-1), hint)
 
-    def at(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def at(self, tokens: Tensor, recipe_hint: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """kind [..., K], facing [..., K, 4], recipe [..., R] and end [..., 2] logits of the
-        tiles whose tokens [..., d] are given."""
+        tiles whose tokens [B, ..., d] are given; `recipe_hint` [B, R] is the world's."""
         facing = self.facing_head(tokens)
+        hint = recipe_hint.view(recipe_hint.shape[0], *([1] * (tokens.dim() - 2)), recipe_hint.shape[-1])
         return (
             self.kind_head(tokens),
             facing.view(*facing.shape[:-1], KINDS, FACINGS),
-            self.recipe_head(tokens),
+            self.recipe_head(tokens) + hint,
             self.end_head(tokens),
         )
 
-    def forward(self, world: Tensor) -> Heads:
-        features = self.features(world)
-        return Heads(features.tile, *self.at(features.tokens), features.value)
+    def forward(self, world: Tensor, hints: Tensor | None = None) -> Heads:
+        features = self.features(world, hints)
+        return Heads(features.tile, *self.at(features.tokens, features.recipe_hint), features.value)
 
 
 def _masked(logits: Tensor, legal: Tensor) -> Tensor:
@@ -245,7 +302,7 @@ class FactoredDistribution:
             h = self.heads
             return _pick(h.kind, t), _pick(h.facing, t), _pick(h.recipe, t), _pick(h.end, t)
         assert self.policy is not None, "a distribution from features needs the policy"
-        return self.policy.at(_pick(self.heads.tokens, t))
+        return self.policy.at(_pick(self.heads.tokens, t), self.heads.recipe_hint)
 
     def _conditionals(self, tile: Tensor, kind: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Masked kind, facing (given `kind`), recipe and end logits at `tile`."""

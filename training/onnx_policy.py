@@ -22,6 +22,7 @@ import numpy as np
 
 from shared_schema.entities import Entity
 from training.env.core import PLACEABLE
+from training.hints import distance_hints
 
 HEAD_NAMES = ("tile", "kind", "facing", "recipe", "end", "value")
 ASSEMBLER = PLACEABLE.index(Entity.ASSEMBLER)
@@ -90,7 +91,7 @@ class OnnxPolicy:
         self.session = ort.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
         raw = self.session.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, Any] = {k: _decode(v) for k, v in raw.items()}
-        self._input = self.session.get_inputs()[0]
+        self._inputs = {i.name: i for i in self.session.get_inputs()}
 
     @property
     def size(self) -> int:
@@ -99,8 +100,11 @@ class OnnxPolicy:
 
     def heads(self, worlds: np.ndarray) -> HeadArrays:
         """The network on int16[B, 6, H, W] worlds."""
-        dtype = np.int64 if self._input.type == "tensor(int64)" else np.int16
-        outputs = self.session.run(list(HEAD_NAMES), {self._input.name: np.ascontiguousarray(worlds, dtype)})
+        dtype = np.int64 if self._inputs["world"].type == "tensor(int64)" else np.int16
+        feed = {"world": np.ascontiguousarray(worlds, dtype)}
+        if "hints" in self._inputs:  # the distance hints are computed here, not in the graph
+            feed["hints"] = distance_hints(feed["world"])
+        outputs = self.session.run(list(HEAD_NAMES), feed)
         return HeadArrays(*(np.asarray(o) for o in outputs))
 
 

@@ -2,8 +2,9 @@
 
     python -m training.sft [--config sft.yaml] [--steps N] [--minutes M] [--init CKPT] [--name NAME] ...
 
-A sample is a lesson's task with a random subset of its reference solution already
-built (a random order of the solution's entities, cut at a uniformly drawn length) and,
+A sample is a lesson's task with part of its reference solution already built (an
+order of the solution's entities cut at a uniformly drawn length: mostly flow order,
+nearest the sources first, as a layout is built along its routes; else a random order) and,
 as the target, the env's factored action that places the next entity of that order, or
 "done" when all are built. The loss is -log p(target) under `FactoredDistribution`
 with the env's own action mask of the sample's world (`training.env.core.anchor_masks`),
@@ -50,6 +51,7 @@ from training.config import ConfigError, check_lessons, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
 from training.env.supply import Prepared, prepare, training_seed
 from training.evaluate import evaluate, policy_planner, torch_heads
+from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
 from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
 from training.runs import Run
@@ -81,6 +83,8 @@ class SFTConfig:
     """Gradient norm clip."""
     pool: int = 64
     """Lessons per kind kept for sampling."""
+    flow_order: float = 0.75
+    """Share of samples built in flow order (nearest the sources first) rather than in a random order."""
     refresh: int = 4
     """Pool lessons replaced by fresh training seeds each step (0: a fixed pool)."""
     val_every: int = 250
@@ -120,24 +124,34 @@ def solution_actions(prepared: Prepared) -> np.ndarray:
     return np.array(rows, np.int64).reshape(-1, 5)
 
 
+def flow_keys(prepared: Prepared) -> np.ndarray:
+    """float[n]: how far each solution entity is from the sources (`training.hints`, over
+    the task's free tiles), in `solution_actions` order; sorting by it builds a layout
+    the way items flow through it."""
+    closeness = distance_hints(prepared.lesson.task.data[None])[0, 1].ravel()
+    return np.array([-closeness[part].max() for part in prepared.parts])
+
+
 class LessonPool:
-    """`per_kind` lessons of each kind with their solution actions; `refresh(n)` swaps n
-    of them for lessons of fresh training seeds (never held out)."""
+    """`per_kind` lessons of each kind with their solution actions and flow keys;
+    `refresh(n)` swaps n of them for lessons of fresh training seeds (never held out)."""
 
     def __init__(self, kinds: tuple[str, ...], size: int, per_kind: int, rng: np.random.Generator) -> None:
         self.kinds, self.size, self.rng = kinds, size, rng
         self.next_seed = int(rng.integers(1_000_000))  # where this run's stream of training seeds starts
         self.seeds_used: set[int] = set()
-        self.slots: list[tuple[Prepared, np.ndarray]] = [self._fresh(kind) for kind in kinds for _ in range(per_kind)]
+        self.slots: list[tuple[Prepared, np.ndarray, np.ndarray]] = [
+            self._fresh(kind) for kind in kinds for _ in range(per_kind)
+        ]
 
-    def _fresh(self, kind: str) -> tuple[Prepared, np.ndarray]:
+    def _fresh(self, kind: str) -> tuple[Prepared, np.ndarray, np.ndarray]:
         seed = training_seed(self.next_seed)
         self.next_seed += 1
         if seed in HELD_OUT_SEEDS:  # training_seed's promise, checked where it matters
             raise AssertionError(f"training drew held-out seed {seed}")
         self.seeds_used.add(seed)
         prepared = prepare(kind, seed, self.size)
-        return prepared, solution_actions(prepared)
+        return prepared, solution_actions(prepared), flow_keys(prepared)
 
     def refresh(self, count: int) -> None:
         for i in self.rng.choice(len(self.slots), min(count, len(self.slots)), replace=False):
@@ -145,13 +159,13 @@ class LessonPool:
 
 
 def draw_sample(
-    prepared: Prepared, actions: np.ndarray, rng: np.random.Generator
+    prepared: Prepared, actions: np.ndarray, rng: np.random.Generator, keys: np.ndarray | None = None
 ) -> tuple[np.ndarray, int, np.ndarray]:
     """(world int16[6, H, W], index of the target in `actions` or -1 for "done", indices
-    of the entities still to build): the task with a random prefix of a random order of
-    the solution built."""
+    of the entities still to build): the task with a random prefix of an order of the
+    solution built: by `keys` (ties in random order) when given, else a random order."""
     n = len(actions)
-    order = rng.permutation(n)
+    order = rng.permutation(n) if keys is None else np.lexsort((rng.random(n), keys))
     built = int(rng.integers(n + 1))
     world = prepared.lesson.task.data.copy()
     if built:
@@ -165,22 +179,24 @@ def draw_sample(
 
 @dataclass
 class Batch:
-    """worlds int16[B, 6, H, W], masks int8[B, 6, 4, T], targets int64[B, 5], todo bool[B, T + 1]
-    (anchors of entities still to build, or "done" when none is left)."""
+    """worlds int16[B, 6, H, W], their distance hints float32[B, 2, H, W], masks
+    int8[B, 6, 4, T], targets int64[B, 5], todo bool[B, T + 1] (anchors of entities still
+    to build, or "done" when none is left)."""
 
     worlds: np.ndarray
+    hints: np.ndarray
     masks: np.ndarray
     targets: np.ndarray
     todo: np.ndarray
 
 
-def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator) -> Batch:
+def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator, flow_order: float = 0.0) -> Batch:
     tiles = pool.size * pool.size
     worlds, targets = [], np.zeros((batch_size, 5), np.int64)
     todo = np.zeros((batch_size, tiles + 1), bool)
     for b, slot in enumerate(rng.integers(len(pool.slots), size=batch_size)):
-        prepared, actions = pool.slots[slot]
-        world, target, remaining = draw_sample(prepared, actions, rng)
+        prepared, actions, keys = pool.slots[slot]
+        world, target, remaining = draw_sample(prepared, actions, rng, keys if rng.random() < flow_order else None)
         worlds.append(world)
         if target < 0:
             targets[b, 0], todo[b, tiles] = tiles, True
@@ -188,12 +204,13 @@ def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator) -> B
             targets[b] = actions[target]
             todo[b, actions[remaining, 0]] = True
     stacked = np.stack(worlds)
-    return Batch(stacked, anchor_masks(stacked), targets, todo)
+    return Batch(stacked, distance_hints(stacked), anchor_masks(stacked), targets, todo)
 
 
 def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     """The imitation loss of a batch and its accuracies (see the module docstring)."""
-    features = policy.features(torch.as_tensor(batch.worlds))  # per-tile heads only where the targets are
+    # per-tile heads only where the targets are
+    features = policy.features(torch.as_tensor(batch.worlds), torch.as_tensor(batch.hints))
     dist = FactoredDistribution.from_features(policy, features, torch.as_tensor(batch.masks))
     targets = torch.as_tensor(batch.targets)
     loss = -dist.log_prob(targets).mean()
@@ -248,7 +265,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
 
     def next_batch() -> Batch:  # runs in the prefetch thread, which alone touches pool and rng
         pool.refresh(config.refresh)
-        return make_batch(pool, config.batch_size, rng)
+        return make_batch(pool, config.batch_size, rng, config.flow_order)
 
     prefetch = ThreadPoolExecutor(1)  # numpy and torch release the GIL: batches build while the step runs
     coming = prefetch.submit(next_batch)

@@ -1,0 +1,103 @@
+"""Distance hints: what the policy network is given beside the world, computed by fixed rules.
+
+`distance_hints(worlds)` gives, for every tile, how close it is to a sink and to a
+source along the tiles a belt could use: a step to a 4-neighbour costs 1, an
+underground jump of k = 2 to `UNDERGROUND_MAX_DISTANCE` tiles over anything costs k + 1
+(a route takes undergrounds only where something is in its way).
+To a sink the path runs over empty buildable tiles; from a source it also runs over
+what is already built, so the field shows how far a partial layout has come. Closeness
+is 1 at the marker, falling by 1 / (H + W) per unit of cost, and 0 where unreachable.
+
+A small network finds global shortest-path structure hard to learn from examples; with
+these fields, routing becomes a local choice (step to the neighbour closer to the sink).
+The numbers come from a numba kernel (a bucket-queue Dijkstra over small integer costs), not from
+the network, so the torch policy, the ONNX export and the server (without torch) all
+call this one function.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from shared_schema.entities import UNDERGROUND_MAX_DISTANCE, Entity
+from shared_schema.world import Channel
+
+HINTS = 2  # channels: closeness to a sink, closeness to a source
+_UNREACHED = 1 << 30
+# plain ints: numba compares arrays with ints, not IntEnums
+_ENTITY, _BUILDABLE = int(Channel.ENTITY), int(Channel.BUILDABLE)
+_EMPTY, _FIRST_BUILT, _LAST_BUILT = int(Entity.EMPTY), int(Entity.BELT), int(Entity.ASSEMBLER)
+_SOURCE, _SINK = int(Entity.SOURCE), int(Entity.SINK)
+_AXES = ((0, 1), (0, -1), (1, 0), (-1, 0))
+# (dy, dx, cost): a belt step, or an underground jump of k tiles costing one more than k belts' worth
+_STEPS = np.array(
+    [(dy, dx, 1) for dy, dx in _AXES]
+    + [(dy * k, dx * k, k + 1) for k in range(2, UNDERGROUND_MAX_DISTANCE + 1) for dy, dx in _AXES],
+    np.int64,
+)
+
+
+@numba.njit(cache=True, nogil=True)
+def _field(seed: np.ndarray, passable: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
+    """Cost from the nearest seed tile to every passable tile, into `out` (int64[H, W])."""
+    h, w = seed.shape
+    out[:] = _UNREACHED
+    # costs are at most `spread`, so that many + 1 rotating buckets hold every tile still to settle
+    spread = steps[:, 2].max() + 1
+    buckets = np.empty((spread, h * w * len(steps)), np.int64)
+    counts = np.zeros(spread, np.int64)
+    for y in range(h):
+        for x in range(w):
+            if seed[y, x]:
+                out[y, x] = 0
+                buckets[0, counts[0]] = y * w + x
+                counts[0] += 1
+    cost = 0
+    while counts.sum() > 0:
+        b = cost % spread
+        i = 0
+        while i < counts[b]:
+            tile = buckets[b, i]
+            i += 1
+            y, x = tile // w, tile % w
+            if out[y, x] != cost:
+                continue  # settled earlier at a lower cost
+            for s in range(len(steps)):
+                ny, nx, c = y + steps[s, 0], x + steps[s, 1], steps[s, 2]
+                if 0 <= ny < h and 0 <= nx < w and passable[ny, nx] and cost + c < out[ny, nx]:
+                    out[ny, nx] = cost + c
+                    nb = (cost + c) % spread
+                    buckets[nb, counts[nb]] = ny * w + nx
+                    counts[nb] += 1
+        counts[b] = 0
+        cost += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _hints(worlds: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
+    n, _, h, w = worlds.shape
+    cost = np.empty((h, w), np.int64)
+    scale = 1.0 / (h + w)
+    for b in range(n):
+        ent = worlds[b, _ENTITY]
+        buildable = worlds[b, _BUILDABLE] > 0
+        empty = (ent == _EMPTY) & buildable
+        built = (ent >= _FIRST_BUILT) & (ent <= _LAST_BUILT)
+        for field in range(HINTS):
+            if field == 0:
+                _field(ent == _SINK, empty, steps, cost)
+            else:
+                _field(ent == _SOURCE, empty | built, steps, cost)
+            for y in range(h):
+                for x in range(w):
+                    out[b, field, y, x] = max(0.0, 1.0 - cost[y, x] * scale) if cost[y, x] < _UNREACHED else 0.0
+
+
+def distance_hints(worlds: np.ndarray) -> np.ndarray:
+    """float32[B, 2, H, W]: closeness to a sink and to a source (module docstring) of
+    int16[B, 6, H, W] worlds."""
+    worlds = np.ascontiguousarray(worlds)
+    out = np.empty((worlds.shape[0], HINTS, *worlds.shape[2:]), np.float32)
+    _hints(worlds, _STEPS, out)
+    return out
