@@ -302,3 +302,15 @@ def test_sampled_rollouts_follow_their_seed(planner: Planner) -> None:
     assert again is not None and np.array_equal(a, again)
     assert not np.array_equal(a, b)
     assert rollouts(heads, task, 4, np.random.default_rng(0), deadline=0.0) is None
+
+
+def test_a_task_the_expert_cannot_build_still_gets_an_answer(planner: Planner) -> None:
+    # an inserter needs two made ingredients (circuits and gears): a recipe tree, which the expert does not build
+    request = _markers(["iron-plate", "copper-plate"], ["inserter"])
+    for mode in ("expert", "greedy"):
+        plan = planner.plan(request.model_copy(update={"options": request.options.model_copy(update={"mode": mode})}))
+        assert plan.response.expert_score == 0.0
+        assert_verified(request, plan.response)
+    assert plan.response.sinks[0].best_per_second > 0  # the bound of one machine making inserters
+    expert = planner.plan(request.model_copy(update={"options": request.options.model_copy(update={"mode": "expert"})}))
+    assert expert.response.placements == [] and expert.response.policy == "expert (no layout)"
