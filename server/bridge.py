@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -44,7 +44,7 @@ from server.rcon_protocol import (
     CMD_STATUS,
     CMD_VERSION,
     MAX_COMMAND_BYTES,
-    MAX_MESSAGE_CHARS,
+    MIN_COMMAND_BYTES,
     PROTOCOL_VERSION,
     AckMessage,
     CommandReply,
@@ -56,6 +56,7 @@ from server.rcon_protocol import (
     error_result,
     lua_lists,
     parse_reply,
+    player_text,
     result_batches,
 )
 from shared_schema.messages import SUPPORTED_SCHEMA_VERSIONS, PlanJob, PlanRequest, PlanResponse, PlanResult
@@ -91,6 +92,12 @@ class BridgeConfig:
     """HTTP timeout of a plan = the request's time budget plus this, s."""
     max_command_bytes: int = MAX_COMMAND_BYTES
     """Longest RCON command sent, bytes; results are batched to fit."""
+
+    def __post_init__(self) -> None:
+        if self.max_command_bytes < MIN_COMMAND_BYTES:
+            raise ValueError(f"max_command_bytes must be at least {MIN_COMMAND_BYTES}, not {self.max_command_bytes}")
+        if self.plan_attempts < 1:
+            raise ValueError(f"plan_attempts must be at least 1, not {self.plan_attempts}")
 
     def backoff(self, failures: int) -> float:
         """The wait after `failures` failures in a row (0 for the first)."""
@@ -180,7 +187,7 @@ def summarize(job: PlanJob, response: PlanResponse) -> str:
         for s in response.sinks
     )
     text = f"Factorion planned {len(response.placements)} entities (score {response.score:.2f}, {response.policy}). "
-    return (text + f"Sinks: {sinks}.")[:MAX_MESSAGE_CHARS]
+    return player_text(text + f"Sinks: {sinks}.")
 
 
 @dataclass
@@ -201,8 +208,8 @@ class Bridge:
         self.config = config
         self.planner = PlanClient(config.server_url, config.plan_timeout_margin_s, http_transport)
         self.mod_version: VersionReply | None = None
-        self.reconnect_delays: list[float] = []  # every wait before a reconnect, s (for logs and tests)
-        self.delivered: list[str] = []  # job ids acknowledged by the mod, in order
+        self.reconnect_delays: deque[float] = deque(maxlen=1000)  # the latest waits before reconnects, s
+        self.delivered: deque[str] = deque(maxlen=1000)  # the latest job ids the mod acknowledged, in order
         self._rcon: RCONClient | None = None
         self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
         self._dropped: set[str] = set()  # fingerprints of jobs refused or unreadable, not retried
@@ -391,7 +398,7 @@ class Bridge:
 
     def _status(self, job_id: str | None, player_index: int | None, level: str, message: str) -> None:
         status = StatusMessage.model_validate(
-            {"job_id": job_id, "player_index": player_index, "level": level, "message": message[:MAX_MESSAGE_CHARS]}
+            {"job_id": job_id, "player_index": player_index, "level": level, "message": player_text(message)}
         )
         reply = parse_reply(CMD_STATUS, self._send(command(CMD_STATUS, status)), CommandReply)
         if not reply.ok:
@@ -438,7 +445,8 @@ class Bridge:
     def _send(self, text: str) -> str | None:
         if self._rcon is None:
             raise BridgeError("not connected")  # a bug: every caller runs after connect()
-        assert len(text.encode()) <= self.config.max_command_bytes, f"command of {len(text.encode())} bytes"
+        if len(text.encode()) > self.config.max_command_bytes:  # a bug: batching and player_text keep under it
+            raise ValueError(f"a {len(text.encode())}-byte command is over the {self.config.max_command_bytes} limit")
         return self._rcon.send_command(text)
 
     def _close(self) -> None:

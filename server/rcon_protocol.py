@@ -42,6 +42,10 @@ RCON limit of 4096 bytes per packet (body plus 10 bytes of id, type and terminat
 MAX_MESSAGE_CHARS = 500
 """Longest text the bridge asks the mod to show a player."""
 
+MIN_COMMAND_BYTES = 2600
+"""The smallest `max_command_bytes` that always fits a status or an error result: a
+message of MAX_MESSAGE_CHARS characters takes at most 4 UTF-8 bytes each."""
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -138,6 +142,12 @@ def parse_reply(name: str, reply: str | None, model: type[M]) -> M:
         raise ModReplyError(f"/{name} answered JSON the protocol does not allow: {exc}") from None
 
 
+def player_text(text: str) -> str:
+    """`text` on one line (control characters would cost 6 bytes each as JSON escapes),
+    cut to MAX_MESSAGE_CHARS."""
+    return " ".join(text.split())[:MAX_MESSAGE_CHARS]
+
+
 def result_batches(
     job_id: str, placements: list[Placement], message: str, max_command_bytes: int = MAX_COMMAND_BYTES
 ) -> list[PlanResult]:
@@ -147,6 +157,7 @@ def result_batches(
     cannot fit."""
     # The overhead is measured with the message and the widest batch numbers possible
     # (never more batches than placements + 1), so every real batch is no larger.
+    message = player_text(message)
     n = len(placements)
     empty = PlanResult(job_id=job_id, status="ok", message=message, batch_index=n, batch_count=n + 1)
     budget = max_command_bytes - len(command(CMD_RESULT, empty).encode())
@@ -176,4 +187,4 @@ def result_batches(
 
 def error_result(job_id: str, message: str) -> PlanResult:
     """The one-batch result telling the player why nothing will be built."""
-    return PlanResult(job_id=job_id, status="error", message=message[:MAX_MESSAGE_CHARS])
+    return PlanResult(job_id=job_id, status="error", message=player_text(message))

@@ -25,12 +25,16 @@ from server.rcon_protocol import (
     CMD_STATUS,
     CMD_VERSION,
     MAX_COMMAND_BYTES,
+    MAX_MESSAGE_CHARS,
+    MIN_COMMAND_BYTES,
     PROTOCOL_VERSION,
     CommandReply,
     PollReply,
     StatusMessage,
     VersionReply,
     command,
+    error_result,
+    player_text,
     result_batches,
 )
 from shared_schema.directions import Direction
@@ -195,7 +199,7 @@ def test_a_job_is_planned_delivered_and_built_once(game: FakeRconServer, mod: Fa
     assert built.placements == expected_placements(job("7"))
     assert "Factorion planned 126 entities" in built.message and "iron-plate 15.00/s" in built.message
     assert planner.requests == [PlanRequest.model_validate(job()["request"])]
-    assert bridge.delivered == ["7"] and mod.jobs == {}
+    assert list(bridge.delivered) == ["7"] and mod.jobs == {}
     assert bridge.mod_version is not None and bridge.mod_version.mod_version == "0.1.0"
     first = StatusMessage.model_validate(mod.statuses[0])
     assert (first.job_id, first.player_index, first.level) == ("7", 1, "info")
@@ -204,8 +208,8 @@ def test_a_job_is_planned_delivered_and_built_once(game: FakeRconServer, mod: Fa
 
 
 def test_placements_arrive_in_ordered_batches_that_fit(game: FakeRconServer, mod: FakeMod) -> None:
-    bridge = make_bridge(game, FakePlanner(), max_command_bytes=1500)
-    mod.queue(job("a"))
+    bridge = make_bridge(game, FakePlanner(), max_command_bytes=2600)
+    mod.queue(job("a", height=8))
     mod.queue(job("b", width=5, height=1))
     with running(bridge) as errors:
         wait_for(lambda: len(mod.built) == 2, errors)
@@ -214,9 +218,9 @@ def test_placements_arrive_in_ordered_batches_that_fit(game: FakeRconServer, mod
     assert [r.batch_index for r in a] == list(range(len(a)))
     assert {r.batch_count for r in a} == {len(a)}
     assert a[0].message and all(r.message == "" for r in a[1:])
-    assert [p for r in a for p in r.placements] == expected_placements(job("a"))
+    assert [p for r in a for p in r.placements] == expected_placements(job("a", height=8))
     assert [b.job_id for b in mod.built] == ["a", "b"]  # queue order
-    assert all(len(c.encode()) <= 1500 for c in game.commands)
+    assert all(len(c.encode()) <= 2600 for c in game.commands)
     assert game.errors == []
 
 
@@ -230,6 +234,16 @@ def test_result_batches_split_exactly_at_the_limit() -> None:
     assert len(result_batches("j", [], "nothing to build")) == 1
     with pytest.raises(ValueError, match="cannot carry even one placement"):
         result_batches("j", placements, "hello", 200)
+
+
+def test_any_message_fits_the_smallest_command_allowed() -> None:
+    worst = 'é"\\' * MAX_MESSAGE_CHARS + "\n" * 50
+    status = StatusMessage(job_id="j" * 64, player_index=1, level="error", message=player_text(worst))
+    assert len(command(CMD_STATUS, status).encode()) <= MIN_COMMAND_BYTES
+    assert len(command(CMD_RESULT, error_result("j" * 64, worst)).encode()) <= MIN_COMMAND_BYTES
+    assert player_text("two\nlines\t and  spaces") == "two lines and spaces"
+    with pytest.raises(ValueError, match="max_command_bytes must be at least"):
+        BridgeConfig(max_command_bytes=MIN_COMMAND_BYTES - 1)
 
 
 def test_empty_lua_tables_read_as_empty_lists(game: FakeRconServer, mod: FakeMod) -> None:
@@ -281,17 +295,17 @@ def test_a_dropped_connection_reconnects_with_backoff_and_delivers_once(game: Fa
     # The game closes the socket as batch 1 arrives, then refuses two reconnections.
     game.faults.append(Fault(match='"batch_index":1,', when="before", refuse_after=2))
     planner = FakePlanner()
-    bridge = make_bridge(game, planner, max_command_bytes=1500)
+    bridge = make_bridge(game, planner, max_command_bytes=2600)
     mod.queue(job("7"))
     with running(bridge) as errors:
         wait_for(lambda: len(mod.built) == 1, errors)
-    assert bridge.reconnect_delays == [0.01, 0.02, 0.04]  # doubling from the scaled-down start
+    assert list(bridge.reconnect_delays) == [0.01, 0.02, 0.04]  # doubling from the scaled-down start
     assert game.connections == 4
     assert len(planner.requests) == 1  # the re-polled job was not planned again
     indices = [r.batch_index for r in mod.batches]
     assert indices[:2] == [0, 0] and indices[1:] == list(range(indices[-1] + 1))  # restarted from batch 0
     assert mod.built[0].placements == expected_placements(job("7"))
-    assert bridge.delivered == ["7"]
+    assert list(bridge.delivered) == ["7"]
 
 
 def test_a_lost_ack_reply_builds_the_job_once(game: FakeRconServer, mod: FakeMod) -> None:
@@ -316,7 +330,7 @@ def test_the_game_down_at_start_is_waited_for(mod: FakeMod) -> None:
         mod.queue(job("7", width=4, height=1))
         with running(bridge) as errors:
             wait_for(lambda: len(mod.built) == 1, errors)
-        assert bridge.reconnect_delays == [0.01, 0.02, 0.04]
+        assert list(bridge.reconnect_delays) == [0.01, 0.02, 0.04]
 
 
 # ------------------------------------------------------------------ errors for the player
@@ -376,7 +390,7 @@ def test_a_job_cancelled_while_planning_is_dropped(game: FakeRconServer, mod: Fa
     mod.queue(job("7"))
     with running(bridge) as errors:
         wait_for(lambda: polls_after(game, "factorion-result") >= 2, errors)
-    assert mod.built == [] and bridge.delivered == [] and len(planner.requests) == 1
+    assert mod.built == [] and not bridge.delivered and len(planner.requests) == 1
 
 
 # ------------------------------------------------------------------ command line
