@@ -276,6 +276,8 @@ class Bridge:
         poll = parse_reply(CMD_POLL, self._send(command(CMD_POLL)), PollReply)
         handled = 0
         for raw in poll.jobs:
+            if self._stop.is_set():
+                break
             handled += self._handle(raw)
         return handled
 

@@ -129,17 +129,19 @@ def game(mod: FakeMod) -> Iterator[FakeRconServer]:
 
 
 def make_bridge(game: FakeRconServer, planner: FakePlanner, password: str = PASSWORD, **overrides: Any) -> Bridge:
+    settings: dict[str, Any] = {
+        "poll_interval_s": 0.01,
+        "rcon_timeout_s": 5.0,
+        "backoff_initial_s": 0.01,  # scaled down from 0.5 s
+        "backoff_max_s": 0.05,
+        "plan_attempts": 2,
+    }
     config = BridgeConfig(
         rcon_host="127.0.0.1",
         rcon_port=game.port,
         rcon_password=password,
         server_url="http://planner.test",
-        poll_interval_s=0.01,
-        rcon_timeout_s=5.0,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.05,
-        plan_attempts=2,
-        **overrides,
+        **{**settings, **overrides},
     )
     return Bridge(config, http_transport=httpx.MockTransport(planner))
 
@@ -370,6 +372,17 @@ def test_an_unavailable_planning_server_is_retried_then_reported(game: FakeRconS
     levels = [StatusMessage.model_validate(s).level for s in mod.statuses]
     assert levels == ["info", "warning", "error"]
     assert "policy not loaded" in mod.built[0].message and "tried 2 times" in mod.built[0].message
+
+
+def test_stopping_while_the_planning_server_is_away_keeps_the_job(game: FakeRconServer, mod: FakeMod) -> None:
+    planner = FakePlanner(fail=[(503, {"detail": "policy not loaded"})] * 3)
+    bridge = make_bridge(game, planner, backoff_initial_s=30.0, backoff_max_s=30.0)
+    mod.queue(job("7"))
+    with running(bridge) as errors:
+        wait_for(lambda: any(s["level"] == "warning" for s in mod.statuses), errors)
+        started = time.monotonic()
+    assert time.monotonic() - started < 5  # the 30 s retry wait was cut short
+    assert "7" in mod.jobs and mod.batches == [] and mod.built == []  # for the next bridge to plan
 
 
 def test_a_job_the_bridge_cannot_read_is_answered_and_others_go_on(game: FakeRconServer, mod: FakeMod) -> None:
