@@ -19,6 +19,8 @@ RUN pip install '.[serve]'
 
 RUN useradd --system --uid 10001 --no-create-home factorion
 USER factorion
+# The mimic's numba kernels cache their machine code; /app is read-only to this user.
+ENV NUMBA_CACHE_DIR=/tmp/numba-cache
 
 EXPOSE 8000
 CMD ["python", "-m", "server", "--host", "0.0.0.0"]
