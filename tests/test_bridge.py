@@ -428,7 +428,7 @@ def test_configuration_comes_from_the_environment() -> None:
         parse_args([], {})
 
 
-def test_the_module_runs_and_fails_clearly_without_a_game() -> None:
+def test_the_module_runs_and_asks_for_a_password() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server.bridge", "--help"], capture_output=True, text=True, timeout=60, cwd=REPO
     )
