@@ -16,7 +16,8 @@ No request is lost across a reconnect: the mod keeps every job until it is
 acknowledged, so a job whose delivery broke off is polled again and delivered again
 from batch 0 (which resets the mod's partial copy). A re-polled job is matched by
 job id (and content) to the result already planned, so it is never planned twice.
-The protocol is in `server/rcon_protocol.py` and docs/BRIDGE.md.
+The protocol is in `server/rcon_protocol.py` and docs/BRIDGE.md; the HTTP side in
+`server/plan_client.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import httpx
 from factorio_rcon import InvalidPassword, RCONBaseError, RCONClient
 from pydantic import ValidationError
 
+from server.plan_client import PlanClient, PlanningError, TransientPlanningError, first_error
 from server.rcon_protocol import (
     CMD_ACK,
     CMD_POLL,
@@ -59,7 +61,7 @@ from server.rcon_protocol import (
     player_text,
     result_batches,
 )
-from shared_schema.messages import SUPPORTED_SCHEMA_VERSIONS, PlanJob, PlanRequest, PlanResponse, PlanResult
+from shared_schema.messages import SUPPORTED_SCHEMA_VERSIONS, PlanJob, PlanResponse, PlanResult
 
 log = logging.getLogger("factorion.bridge")
 
@@ -108,72 +110,8 @@ class BridgeError(Exception):
     """The bridge cannot go on; the message says why and what to change."""
 
 
-class PlanningError(Exception):
-    """A job could not be planned; the message is shown to the player."""
-
-
-class _TransientPlanningError(PlanningError):
-    """The planning server is unreachable or busy; trying again may work."""
-
-
 class _Stopping(Exception):
     """The bridge was asked to stop while waiting; the job stays queued in the mod."""
-
-
-class PlanClient:
-    """POST /plan on the planning server, errors turned into player-readable messages."""
-
-    def __init__(self, server_url: str, timeout_margin_s: float, transport: httpx.BaseTransport | None = None):
-        self.server_url = server_url.rstrip("/")
-        self._margin = timeout_margin_s
-        self._http = httpx.Client(base_url=self.server_url, transport=transport)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def plan(self, request: PlanRequest) -> PlanResponse:
-        """The server's answer. Raises _TransientPlanningError when it may answer later,
-        PlanningError when it never will (it refused the request, or answered nonsense)."""
-        timeout = request.options.time_budget_s + self._margin
-        try:
-            response = self._http.post("/plan", json=request.model_dump(mode="json"), timeout=timeout)
-        except httpx.TimeoutException:
-            raise _TransientPlanningError(f"the planning server gave no answer within {timeout:.0f} s") from None
-        except httpx.TransportError as exc:
-            raise _TransientPlanningError(f"cannot reach the planning server at {self.server_url} ({exc})") from None
-        if response.status_code in (502, 503, 504):
-            raise _TransientPlanningError(
-                f"the planning server is busy (HTTP {response.status_code}: {_detail(response)})"
-            )
-        if response.status_code >= 400:
-            raise PlanningError(
-                f"the planning server refused the request (HTTP {response.status_code}): {_detail(response)}"
-            )
-        try:
-            return PlanResponse.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise PlanningError(f"the planning server's answer could not be read: {_first_error(exc)}") from None
-
-
-def _detail(response: httpx.Response) -> str:
-    """FastAPI's `detail` (a string, or a list of field errors) or the start of the body."""
-    try:
-        detail = response.json()["detail"]
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200] or response.reason_phrase
-    if isinstance(detail, list):
-        return "; ".join(
-            f"{'.'.join(str(part) for part in d.get('loc', []))}: {d.get('msg', '')}" if isinstance(d, dict) else str(d)
-            for d in detail
-        )
-    return str(detail)
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"])
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}" if where else f"{err['msg']}{more}"
 
 
 def _fingerprint(raw: dict[str, Any]) -> str:
@@ -310,11 +248,11 @@ class Bridge:
         except ValidationError as exc:
             job_id, player = raw.get("job_id"), raw.get("player_index")
             if not isinstance(job_id, str) or not 1 <= len(job_id) <= 64:
-                log.error("the mod queued a job without a usable job_id, ignored: %s", _first_error(exc))
+                log.error("the mod queued a job without a usable job_id, ignored: %s", first_error(exc))
                 self._dropped.add(fingerprint)
                 return None
             player = player if isinstance(player, int) and player >= 1 else None
-            message = f"Factorion could not read this request: {_first_error(exc)}"
+            message = f"Factorion could not read this request: {first_error(exc)}"
             log.error("job %s: %s", job_id, message)
             self._status(job_id, player, "error", message)
             return _Prepared(job_id, fingerprint, player, [error_result(job_id, message)])
@@ -349,7 +287,7 @@ class Bridge:
         for attempt in range(1, attempts + 1):
             try:
                 return self.planner.plan(job.request)
-            except _TransientPlanningError as exc:
+            except TransientPlanningError as exc:
                 if attempt == attempts:
                     raise PlanningError(f"{exc} (tried {attempts} times)") from None
                 delay = self.config.backoff(attempt - 1)
