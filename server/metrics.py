@@ -3,7 +3,8 @@
 Every metric is defined here, one line each (the names are fixed; dashboards read them):
 
 - `factorion_requests_total{path, method, status}`: HTTP requests answered, by route
-  path ("other" for paths the app does not serve) and status code.
+  path ("other" for paths the app does not serve) and status code (499: the client left
+  before any answer).
 - `factorion_request_seconds{path}`: wall-clock time from the request's arrival to the
   end of its answer, s (histogram).
 - `factorion_plan_score{mode}`: the score of every plan answered, in [0, 1] (histogram).
@@ -88,7 +89,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500  # an exception before any answer is a server error
+        status = 499  # no answer at all: the client went away first (nginx's code for it)
 
         async def record(message: Message) -> None:
             nonlocal status
@@ -98,6 +99,9 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, record)
+        except Exception:
+            status = 500
+            raise
         finally:
             path = scope["path"] if scope["path"] in self.paths else "other"
             self.metrics.requests.labels(path, scope["method"], str(status)).inc()
