@@ -263,7 +263,7 @@ def create_app(
         },
     )
     def plan(
-        body: Annotated[PlanRequest, Body(openapi_examples=_examples())],  # type: ignore[arg-type]
+        body: Annotated[PlanRequest, Body(openapi_examples=_examples())],
         planner: PlannerDep,
         state: StateDep,
     ) -> PlanResponse:
