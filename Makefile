@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench serve train clean
+.PHONY: install test lint bench serve bridge train clean
 
 install: $(STAMP)
 
@@ -39,10 +39,14 @@ train: install
 	$(PY) -m training.evaluate --policy runs/$(RUN)-ppo/policy.onnx --compare-expert \
 		--markdown runs/$(RUN)-ppo/evaluation.md --png runs/$(RUN)-ppo/evaluation.png
 
+# The planning server on 127.0.0.1:8000 with the bundled policy (python -m server --help).
+SERVE_FLAGS ?=
 serve: install
-	@echo "The server arrives with the inference-server issue; until then there is nothing to serve."
-	@echo "Try: $(PY) -m training.sim tests/fixtures/*.yaml"
-	@exit 1
+	$(PY) -m server $(SERVE_FLAGS)
+
+# The RCON bridge between a running game and the server (docs/BRIDGE.md).
+bridge: install
+	$(PY) -m server.bridge
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
