@@ -295,19 +295,25 @@ class FactoredDistribution:
         assert self.policy is not None
         return self.policy.config.recipes
 
-    def _at(self, tile: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Raw kind, facing, recipe and end logits at `tile` (done reads the last tile)."""
+    def _at(self, tile: Tensor, rows: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Raw kind, facing, recipe and end logits at `tile` of each batch row, or of the
+        batch rows `rows` (done reads the last tile)."""
         t = tile.clamp(max=self.tiles - 1)
+        rows = torch.arange(len(tile), device=tile.device) if rows is None else rows
         if isinstance(self.heads, Heads):
             h = self.heads
-            return _pick(h.kind, t), _pick(h.facing, t), _pick(h.recipe, t), _pick(h.end, t)
+            return h.kind[rows, t], h.facing[rows, t], h.recipe[rows, t], h.end[rows, t]
         assert self.policy is not None, "a distribution from features needs the policy"
-        return self.policy.at(_pick(self.heads.tokens, t), self.heads.recipe_hint)
+        return self.policy.at(self.heads.tokens[rows, t], self.heads.recipe_hint[rows])
 
-    def _conditionals(self, tile: Tensor, kind: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Masked kind, facing (given `kind`), recipe and end logits at `tile`."""
-        kind_raw, facing_raw, recipe_raw, end_raw = (x.float() for x in self._at(tile))
-        legal = _pick(self.mask.permute(0, 3, 1, 2), tile.clamp(max=self.tiles - 1))  # [B, K, 4]
+    def conditionals(
+        self, tile: Tensor, kind: Tensor, rows: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Masked kind, facing (given `kind`), recipe and end logits at `tile` of each batch
+        row, or of the batch rows `rows` (then any number of tiles per row)."""
+        kind_raw, facing_raw, recipe_raw, end_raw = (x.float() for x in self._at(tile, rows))
+        rows = torch.arange(len(tile), device=tile.device) if rows is None else rows
+        legal = self.mask[rows, :, :, tile.clamp(max=self.tiles - 1)]  # [N, K, 4]
         kind_logits = _masked(kind_raw, legal.any(dim=-1))
         return kind_logits, self._facing(facing_raw, legal, kind), _masked(recipe_raw, self.recipe_legal), end_raw
 
@@ -366,7 +372,7 @@ class FactoredDistribution:
     def log_prob_and_entropy(self, action: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """`log_prob` and `entropy` at once, reading the per-tile heads once."""
         tile, kind, facing, recipe, end, placed = self._parts(action)
-        kind_logits, facing_logits, recipe_logits, end_logits = self._conditionals(tile, kind)
+        kind_logits, facing_logits, recipe_logits, end_logits = self.conditionals(tile, kind)
         read = {
             "tile": torch.ones_like(placed),
             "kind": placed,

@@ -4,11 +4,16 @@
 
 A sample is a lesson's task with part of its reference solution already built (an
 order of the solution's entities cut at a uniformly drawn length: mostly flow order,
-nearest the sources first, as a layout is built along its routes; else a random order) and,
-as the target, the env's factored action that places the next entity of that order, or
-"done" when all are built. The loss is -log p(target) under `FactoredDistribution`
-with the env's own action mask of the sample's world (`training.env.core.anchor_masks`),
-so the policy learns only among legal actions, exactly as it will act in the env.
+nearest the sources first, as a layout is built along its routes; else a random order).
+The loss has two parts, both under the env's own action mask of the sample's world
+(`training.env.core.anchor_masks`, through `FactoredDistribution`), so the policy
+learns only among legal actions, exactly as it will act in the env:
+- the tile: -log of the probability of the right tiles (the anchors of the entities
+  next in the order, ties included; any remaining one in a random order; "done" when
+  all are built);
+- the kind, facing, recipe and end heads: cross-entropy at the anchor of every entity
+  still to build, not only the next one. One forward pass so teaches a dozen
+  placements: the heads learn the whole layout the expert would finish.
 
 Lessons come from a pool (`pool` per kind, training seeds only: `supply.training_seed`
 skips `HELD_OUT_SEEDS`); each step replaces `refresh` of them with fresh seeds, so
@@ -20,11 +25,12 @@ the same code as `python -m training.evaluate`); `best.pt` keeps the best mean s
 file (`--config`) < command-line flags.
 
 Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
-- losses/loss: mean -log p(target) of the step's batch;
+- losses/loss: the batch's loss; losses/tile: its tile part;
 - acc/tile: share of samples whose greedy tile is the anchor of an entity still to
-  build, or "done" when none is left (any order of the solution is right);
-- acc/kind, acc/facing, acc/recipe, acc/end: share of samples where that head's greedy
-  choice, given the target's earlier parts, is the target's (over samples that read it);
+  build, or "done" when none is left; acc/next: ... of an entity next in the order;
+- acc/kind, acc/facing, acc/recipe, acc/end: share of the anchors still to build where
+  that head's greedy choice, given the right kind, is the solution's (over anchors that
+  read it);
 - charts/samples_per_s: samples trained per second of wall time since the last log;
 - charts/batch_fraction: share of that time the step waited for its batch (batches are
   built in a background thread while the previous step trains);
@@ -42,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from shared_schema.entities import Entity
@@ -180,53 +187,79 @@ def draw_sample(
 @dataclass
 class Batch:
     """worlds int16[B, 6, H, W], their distance hints float32[B, 2, H, W], masks
-    int8[B, 6, 4, T], targets int64[B, 5], todo bool[B, T + 1] (anchors of entities still
-    to build, or "done" when none is left)."""
+    int8[B, 6, 4, T]; next bool[B, T + 1]: the right tile choices (the anchors of the
+    entities next in the sample's order, ties included, or "done" when none is left);
+    todo bool[B, T + 1]: anchors of every entity still to build (or "done");
+    labels int64[B, T, 4]: kind, facing, recipe and end of the entity still to build at
+    each anchor, where it is legal now (kind -1 elsewhere)."""
 
     worlds: np.ndarray
     hints: np.ndarray
     masks: np.ndarray
-    targets: np.ndarray
+    next: np.ndarray
     todo: np.ndarray
+    labels: np.ndarray
 
 
 def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator, flow_order: float = 0.0) -> Batch:
     tiles = pool.size * pool.size
-    worlds, targets = [], np.zeros((batch_size, 5), np.int64)
+    worlds = []
+    next_ = np.zeros((batch_size, tiles + 1), bool)
     todo = np.zeros((batch_size, tiles + 1), bool)
+    labels = np.full((batch_size, tiles, 4), -1, np.int64)
     for b, slot in enumerate(rng.integers(len(pool.slots), size=batch_size)):
         prepared, actions, keys = pool.slots[slot]
-        world, target, remaining = draw_sample(prepared, actions, rng, keys if rng.random() < flow_order else None)
+        in_flow = rng.random() < flow_order
+        world, target, remaining = draw_sample(prepared, actions, rng, keys if in_flow else None)
         worlds.append(world)
         if target < 0:
-            targets[b, 0], todo[b, tiles] = tiles, True
-        else:
-            targets[b] = actions[target]
-            todo[b, actions[remaining, 0]] = True
+            next_[b, tiles] = todo[b, tiles] = True
+            continue
+        left = actions[remaining]
+        todo[b, left[:, 0]] = True
+        next_[b, left[keys[remaining] == keys[target], 0] if in_flow else left[:, 0]] = True
+        labels[b, left[:, 0]] = left[:, 1:]
     stacked = np.stack(worlds)
-    return Batch(stacked, distance_hints(stacked), anchor_masks(stacked), targets, todo)
+    masks = anchor_masks(stacked)
+    b, t = np.nonzero(labels[..., 0] >= 0)
+    illegal = masks[b, labels[b, t, 0], labels[b, t, 1], t] == 0  # e.g. an underground exit before its entrance
+    labels[b[illegal], t[illegal], 0] = -1
+    return Batch(stacked, distance_hints(stacked), masks, next_, todo, labels)
 
 
 def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
     """The imitation loss of a batch and its accuracies (see the module docstring)."""
-    # per-tile heads only where the targets are
     features = policy.features(torch.as_tensor(batch.worlds), torch.as_tensor(batch.hints))
     dist = FactoredDistribution.from_features(policy, features, torch.as_tensor(batch.masks))
-    targets = torch.as_tensor(batch.targets)
-    loss = -dist.log_prob(targets).mean()
+    # the tile: any of the right choices is right (log of their total probability)
+    log_tile = torch.log_softmax(dist.tile_logits, dim=-1)
+    right = torch.as_tensor(batch.next)
+    tile_loss = -torch.logsumexp(log_tile.masked_fill(~right, -torch.inf), dim=-1).mean()
+    # the other heads: at every anchor of an entity still to build, not only the next one
+    labels = torch.as_tensor(batch.labels)
+    rows, tiles = torch.nonzero(labels[..., 0] >= 0, as_tuple=True)
+    kind, facing, recipe, end = labels[rows, tiles].unbind(-1)
+    kind_logits, facing_logits, recipe_logits, end_logits = dist.conditionals(tiles, kind, rows)
+    machine, underground = kind == ASSEMBLER, kind == UNDERGROUND
+    parts = {
+        "kind": (kind_logits, kind, torch.ones_like(machine)),
+        "facing": (facing_logits, facing, ~machine),
+        "recipe": (recipe_logits, recipe, machine),
+        "end": (end_logits, end, underground),
+    }
+    head_loss = torch.zeros(())
+    for logits, want, read in parts.values():
+        if read.any():
+            head_loss = head_loss + F.cross_entropy(logits[read], want[read], reduction="sum")
+    loss = tile_loss + head_loss / max(len(rows), 1)
     with torch.no_grad():
-        tile, kind, facing, recipe, end = targets.unbind(1)
-        placed = tile < dist.tiles
         greedy_tile = dist.tile_logits.argmax(-1)
-        todo = torch.as_tensor(batch.todo)[torch.arange(len(tile)), greedy_tile]
-        metrics = {"losses/loss": float(loss), "acc/tile": float(todo.float().mean())}
-        # the later heads at the target's own earlier choices, as log_prob reads them
-        kind_logits, facing_logits, recipe_logits, end_logits = dist._conditionals(tile, kind)
-        parts = {
-            "kind": (kind_logits, kind, placed),
-            "facing": (facing_logits, facing, placed & (kind != ASSEMBLER)),
-            "recipe": (recipe_logits, recipe, placed & (kind == ASSEMBLER)),
-            "end": (end_logits, end, placed & (kind == UNDERGROUND)),
+        pick = torch.arange(len(greedy_tile)), greedy_tile
+        metrics = {
+            "losses/loss": float(loss),
+            "losses/tile": float(tile_loss),
+            "acc/tile": float(torch.as_tensor(batch.todo)[pick].float().mean()),
+            "acc/next": float(right[pick].float().mean()),
         }
         for name, (logits, want, read) in parts.items():
             if read.any():
