@@ -147,3 +147,12 @@ def test_ddp_with_gloo_keeps_both_ranks_identical(tmp_path: Path) -> None:
     assert first == second
     rows = list(csv.DictReader((tmp_path / "ddp" / "metrics.csv").open()))
     assert [r["step"] for r in rows] == ["64", "128", "192"]
+
+
+def test_evaluation_keeps_the_best_policy_starting_with_the_initial_one(tmp_path: Path) -> None:
+    summary = train(tiny(tmp_path, "eval", "--total-steps", "64", "--eval-every", "1", "--eval-seeds", "1"))
+    scores = [m["val/mean_score"] for m in summary["history"] if "val/mean_score" in m]
+    assert len(scores) == 3  # before the first update, then after each of the two
+    policy, state = checkpoint.load(tmp_path / "eval" / "checkpoints" / "best.pt")
+    assert state["val_score"] == max(scores)
+    assert state["update"] == scores.index(max(scores))  # the first best, from the update that made it

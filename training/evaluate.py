@@ -165,6 +165,14 @@ def evaluate(
     return results
 
 
+def validation(policy: Policy, kinds: Sequence[str], seeds: int, size: int) -> dict[str, float]:
+    """Greedy rollouts of a torch policy on the first `seeds` held-out seeds of each kind,
+    as training logs them: val/<kind> and val/mean_score (the mean over the kinds)."""
+    results = evaluate(policy_planner(torch_heads(policy)), kinds, list(HELD_OUT_SEEDS[:seeds]), size)
+    scores = {f"val/{r.kind}": r.mean_score for r in results}
+    return {"val/mean_score": float(np.mean(list(scores.values()))), **scores}
+
+
 def markdown_table(policy: str, size: int, results: list[KindScore]) -> str:
     lines = [
         f"| kind ({policy}, {size}x{size}) | tasks | mean score | solved | no layout | ms/task |",

@@ -35,6 +35,8 @@ all ranks; episode figures are those of rank 0's episodes that ended in the upda
 - charts/on_path_fraction: share of an ended episode's entities that carry items;
 - charts/episodes: episodes ended in the update;
 - charts/learning_rate, charts/entropy_coef, charts/prefill: the schedules' values;
+- val/mean_score, val/<kind>: greedy rollouts on held-out seeds (`eval_every`), the
+  figure checkpoints/best.pt is kept by;
 - losses/policy, losses/value: clipped surrogate and (clipped) value loss;
 - losses/entropy: summed head entropy; losses/entropy_<head>: each head's mean entropy;
 - losses/approx_kl: mean of (ratio - 1) - log ratio over the last minibatch pass;
@@ -66,7 +68,8 @@ from torch import Tensor
 from training import checkpoint
 from training.config import ConfigError, check_lessons, lay_over, layered
 from training.env import FactoryVectorEnv
-from training.lessons import TRIAL_KINDS
+from training.evaluate import validation
+from training.lessons import KINDS, TRIAL_KINDS
 from training.model import FactoredDistribution, ModelConfig, Policy
 from training.runs import Run
 
@@ -92,6 +95,11 @@ class PPOConfig:
     """mimic threads of each vector env."""
     checkpoint_every: int = 50
     """Write checkpoints/latest.pt every this many updates (and always at the end; 0: end only)."""
+    eval_every: int = 0
+    """Greedy rollouts on `eval_seeds` held-out seeds per kind before the first update, every
+    this many updates and at the end; checkpoints/best.pt keeps the best mean (0: never)."""
+    eval_seeds: int = 5
+    """Held-out seeds per kind for those rollouts."""
     init: Path | None = None
     """Start from this policy checkpoint (e.g. supervised pre-training) instead of from scratch."""
     resume: Path | None = None
@@ -358,6 +366,26 @@ def train(config: PPOConfig) -> dict[str, Any]:
     history: list[dict[str, float]] = []
     last_update = total_updates if config.max_updates is None else min(total_updates, update + config.max_updates)
 
+    best = float(state.get("best_val", -1.0))
+    kinds = config.kinds or tuple(KINDS)
+
+    def evaluate_and_keep_best(metrics: dict[str, float]) -> None:
+        nonlocal best
+        if rank != 0 or not config.eval_every:
+            return
+        metrics.update(validation(policy, kinds, config.eval_seeds, config.size))
+        if metrics["val/mean_score"] > best and run is not None:
+            best = metrics["val/mean_score"]
+            saved = dataclasses.asdict(config)
+            checkpoint.save(run.checkpoints / "best.pt", policy, update=update, val_score=best, config=saved)
+
+    if update == 0 and config.eval_every and rank == 0:
+        first: dict[str, float] = {}
+        evaluate_and_keep_best(first)  # the starting policy is a candidate too: PPO must beat it
+        if run is not None:
+            run.log(0, first)
+        history.append(first)
+
     while update < last_update:
         start = time.perf_counter()
         progress = update / total_updates
@@ -490,8 +518,12 @@ def train(config: PPOConfig) -> dict[str, Any]:
         metrics["charts/learning_rate"] = lr
         metrics["charts/entropy_coef"] = entropy_coef
         metrics["charts/prefill"] = env.config.prefill
+        if config.eval_every and (update % config.eval_every == 0 or update == last_update):
+            tock = time.perf_counter()
+            evaluate_and_keep_best(metrics)
+            start += time.perf_counter() - tock  # evaluation is not training time
         if config.checkpoint_every and update % config.checkpoint_every == 0 or update == last_update:
-            _save(policy, optimizer, update, env, config, world, run)
+            _save(policy, optimizer, update, env, config, world, run, best_val=best)
         elapsed = time.perf_counter() - start
         metrics["time/env"], metrics["time/forward"], metrics["time/update"] = t_env, t_forward, t_update
         metrics["time/other"] = elapsed - t_env - t_forward - t_update
@@ -557,8 +589,10 @@ def _save(
     config: PPOConfig,
     world: int,
     run: Run | None,
+    best_val: float,
 ) -> None:
-    """latest.pt on rank 0 with every rank's env and random state (resume is exact)."""
+    """latest.pt on rank 0 with every rank's env and random state and the best validation
+    score so far (resume is exact)."""
     mine = (env.get_state(), _rng_state())
     every: list[Any] = [mine]
     if world > 1:
@@ -575,6 +609,7 @@ def _save(
         rng=[r for _, r in every],
         config=dataclasses.asdict(config),
         world=world,
+        best_val=best_val,
     )
 
 

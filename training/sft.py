@@ -57,7 +57,7 @@ from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
 from training.env.supply import Prepared, prepare, training_seed
-from training.evaluate import evaluate, policy_planner, torch_heads
+from training.evaluate import validation
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
 from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
@@ -221,9 +221,10 @@ def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator, flow
         labels[b, left[:, 0]] = left[:, 1:]
     stacked = np.stack(worlds)
     masks = anchor_masks(stacked)
-    b, t = np.nonzero(labels[..., 0] >= 0)
-    illegal = masks[b, labels[b, t, 0], labels[b, t, 1], t] == 0  # e.g. an underground exit before its entrance
-    labels[b[illegal], t[illegal], 0] = -1
+    rows, tiles_ = np.nonzero(labels[..., 0] >= 0)
+    kind, facing = labels[rows, tiles_, 0], labels[rows, tiles_, 1]
+    illegal = masks[rows, kind, facing, tiles_] == 0  # e.g. an underground exit before its entrance
+    labels[rows[illegal], tiles_[illegal], 0] = -1
     return Batch(stacked, distance_hints(stacked), masks, next_, todo, labels)
 
 
@@ -265,13 +266,6 @@ def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[s
             if read.any():
                 metrics[f"acc/{name}"] = float((logits.argmax(-1) == want)[read].float().mean())
     return loss, metrics
-
-
-def validate(policy: Policy, config: SFTConfig) -> dict[str, float]:
-    seeds = list(HELD_OUT_SEEDS[: config.val_seeds])
-    results = evaluate(policy_planner(torch_heads(policy)), config.kinds, seeds, config.size)
-    scores = {f"val/{r.kind}": r.mean_score for r in results}
-    return {"val/mean_score": float(np.mean(list(scores.values()))), **scores}
 
 
 def train(config: SFTConfig) -> dict[str, Any]:
@@ -326,7 +320,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
             metrics["charts/batch_fraction"] = batch_seconds / (now - last_time)
             last_time, last_step, batch_seconds = now, step, 0.0
             if validating:
-                metrics.update(validate(policy, config))
+                metrics.update(validation(policy, config.kinds, config.val_seeds, config.size))
                 if metrics["val/mean_score"] > best:
                     best = metrics["val/mean_score"]
                     checkpoint("best.pt", step=step, val_score=best)
