@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared_schema.entities import Entity
+from shared_schema.directions import Direction
+from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import CHANNELS, Channel
 from training.hints import distance_hints
 
@@ -50,5 +51,20 @@ def test_built_entities_carry_the_source_field_but_block_the_sink_field() -> Non
 def test_hints_have_one_shape_per_world_and_no_markers_means_zero() -> None:
     batch = np.concatenate([world(["S..K"]), world(["...."])])
     hints = distance_hints(batch)
-    assert hints.shape == (2, 2, 1, 4) and hints.dtype == np.float32
+    assert hints.shape == (2, 6, 1, 4) and hints.dtype == np.float32
     assert (hints[1] == 0).all()
+
+
+def test_an_exit_pairs_only_in_line_with_an_open_entrance_facing_its_way() -> None:
+    data = world(["......."] * 3)
+    data[0, Channel.ENTITY, 1, 1] = Entity.UNDERGROUND
+    data[0, Channel.FACING, 1, 1] = Direction.EAST
+    data[0, Channel.UNDERGROUND, 1, 1] = UndergroundEnd.ENTRANCE
+    east = distance_hints(data)[0, 2 + Direction.EAST]
+    assert east[1].tolist() == [0, 0, 1, 1, 1, 1, 1]  # 1 to 5 tiles past the entrance
+    assert east[0].sum() == east[2].sum() == 0  # not off its row
+    assert distance_hints(data)[0, 2 + Direction.WEST].sum() == 0  # nor facing another way
+    data[0, Channel.ENTITY, 1, 4] = Entity.UNDERGROUND  # an exit already there pairs with it
+    data[0, Channel.FACING, 1, 4] = Direction.EAST
+    data[0, Channel.UNDERGROUND, 1, 4] = UndergroundEnd.EXIT
+    assert distance_hints(data)[0, 2 + Direction.EAST][1].tolist() == [0, 0, 1, 1, 1, 0, 0]

@@ -3,7 +3,7 @@
     python -m training.export CKPT -o policy.onnx [--size N] [--opset 18]
 
 The graph is the network's plain `forward` (STYLE.md): inputs "world" int16[B, 6, H, W]
-and its distance hints "hints" float32[B, 2, H, W] (`training.hints.distance_hints`,
+and its distance hints "hints" float32[B, 6, H, W] (`training.hints.distance_hints`,
 which `training.onnx_policy` computes), with the batch, height and width axes dynamic
 (nothing in the network depends on the grid size); outputs "tile" [B, H*W+1],
 "kind" [B, H*W, 6], "facing" [B, H*W, 6, 4], "recipe" [B, H*W, R], "end" [B, H*W, 2]
@@ -76,7 +76,7 @@ def metadata(policy: Policy, size: int, source: str) -> dict[str, str]:
         "catalog_sha256": catalog_fingerprint(),
         "model_config": policy.config.as_dict(),
         "source_checkpoint": source,
-        "inputs": {"world": "int16[B, 6, H, W]", "hints": "float32[B, 2, H, W] (training.hints.distance_hints)"},
+        "inputs": {"world": "int16[B, 6, H, W]", "hints": "float32[B, 6, H, W] (training.hints.distance_hints)"},
         "outputs": list(HEAD_NAMES),
     }
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}

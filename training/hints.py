@@ -8,8 +8,13 @@ To a sink the path runs over empty buildable tiles; from a source it also runs o
 what is already built, so the field shows how far a partial layout has come. Closeness
 is 1 at the marker, falling by 1 / (H + W) per unit of cost, and 0 where unreachable.
 
+Then, per facing, the tiles where an underground exit facing that way would pair with
+an entrance already built (the first underground behind it on its axis, at most
+`UNDERGROUND_MAX_DISTANCE` tiles back, is an entrance facing the same way).
+
 A small network finds global shortest-path structure hard to learn from examples; with
-these fields, routing becomes a local choice (step to the neighbour closer to the sink).
+these fields, routing becomes a local choice (step to the neighbour closer to the sink),
+and an underground's exit a lookup instead of a count of tiles along a row.
 The numbers come from a numba kernel (a bucket-queue Dijkstra over small integer costs), not from
 the network, so the torch policy, the ONNX export and the server (without torch) all
 call this one function.
@@ -20,15 +25,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from shared_schema.entities import UNDERGROUND_MAX_DISTANCE, Entity
+from shared_schema.entities import UNDERGROUND_MAX_DISTANCE, Entity, UndergroundEnd
 from shared_schema.world import Channel
 
-HINTS = 2  # channels: closeness to a sink, closeness to a source
+HINTS = 6  # channels: closeness to a sink, to a source, then where an underground exit would pair (per facing)
 _UNREACHED = 1 << 30
 # plain ints: numba compares arrays with ints, not IntEnums
 _ENTITY, _BUILDABLE = int(Channel.ENTITY), int(Channel.BUILDABLE)
 _EMPTY, _FIRST_BUILT, _LAST_BUILT = int(Entity.EMPTY), int(Entity.BELT), int(Entity.ASSEMBLER)
 _SOURCE, _SINK = int(Entity.SOURCE), int(Entity.SINK)
+_UNDERGROUND, _FACING, _END = int(Entity.UNDERGROUND), int(Channel.FACING), int(Channel.UNDERGROUND)
+_ENTRANCE = int(UndergroundEnd.ENTRANCE)
+_DY, _DX = np.array([-1, 0, 1, 0], np.int64), np.array([0, 1, 0, -1], np.int64)  # north, east, south, west
 _AXES = ((0, 1), (0, -1), (1, 0), (-1, 0))
 # (dy, dx, cost): a belt step, or an underground jump of k tiles costing one more than k belts' worth
 _STEPS = np.array(
@@ -75,6 +83,25 @@ def _field(seed: np.ndarray, passable: np.ndarray, steps: np.ndarray, out: np.nd
 
 
 @numba.njit(cache=True, nogil=True)
+def _exits(world: np.ndarray, out: np.ndarray) -> None:
+    """out[f, y, x] = 1 where an underground exit facing f would pair: the first
+    underground behind it on its axis, within reach, is an entrance facing f."""
+    h, w = world.shape[1:]
+    for f in range(4):
+        for y in range(h):
+            for x in range(w):
+                out[f, y, x] = 0.0
+                for k in range(1, UNDERGROUND_MAX_DISTANCE + 1):
+                    by, bx = y - k * _DY[f], x - k * _DX[f]
+                    if not (0 <= by < h and 0 <= bx < w):
+                        break
+                    if world[_ENTITY, by, bx] == _UNDERGROUND and world[_FACING, by, bx] % 2 == f % 2:
+                        if world[_FACING, by, bx] == f and world[_END, by, bx] == _ENTRANCE:
+                            out[f, y, x] = 1.0
+                        break
+
+
+@numba.njit(cache=True, nogil=True)
 def _hints(worlds: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
     n, _, h, w = worlds.shape
     cost = np.empty((h, w), np.int64)
@@ -84,7 +111,7 @@ def _hints(worlds: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
         buildable = worlds[b, _BUILDABLE] > 0
         empty = (ent == _EMPTY) & buildable
         built = (ent >= _FIRST_BUILT) & (ent <= _LAST_BUILT)
-        for field in range(HINTS):
+        for field in range(2):
             if field == 0:
                 _field(ent == _SINK, empty, steps, cost)
             else:
@@ -92,11 +119,13 @@ def _hints(worlds: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
             for y in range(h):
                 for x in range(w):
                     out[b, field, y, x] = max(0.0, 1.0 - cost[y, x] * scale) if cost[y, x] < _UNREACHED else 0.0
+        _exits(worlds[b], out[b, 2:])
 
 
 def distance_hints(worlds: np.ndarray) -> np.ndarray:
-    """float32[B, 2, H, W]: closeness to a sink and to a source (module docstring) of
-    int16[B, 6, H, W] worlds."""
+    """float32[B, HINTS, H, W]: closeness to a sink and to a source, and where an exit
+    facing north, east, south or west would pair (module docstring), of int16[B, 6, H, W]
+    worlds."""
     worlds = np.ascontiguousarray(worlds)
     out = np.empty((worlds.shape[0], HINTS, *worlds.shape[2:]), np.float32)
     _hints(worlds, _STEPS, out)

@@ -45,6 +45,7 @@ class ModelConfig:
 
     width: int = 16  # features per tile
     conv_blocks: int = 1  # residual 3x3 convolution blocks
+    dilate: bool = True  # block i's first convolution has dilation 2**i
     attention_layers: int = 1  # transformer encoder layers over the tiles
     heads: int = 1  # attention heads (each costs a tokens x tokens matrix per world)
     items: int = 0  # item ids the embedding knows (0: the catalog's)
@@ -125,9 +126,13 @@ class _RecipeHint(nn.Module):
 
 
 class _Block(nn.Module):
-    def __init__(self, width: int) -> None:
+    """A residual pair of 3x3 convolutions; the first is dilated, so a stack of blocks
+    with dilations 1, 2, 4, ... sees far along a row (an underground's exit lies up to
+    five tiles past its entrance) at the cost of plain convolutions."""
+
+    def __init__(self, width: int, dilation: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
         self.norm = nn.GroupNorm(1, width)
 
@@ -173,7 +178,8 @@ class Policy(nn.Module):
         self.where = nn.Linear(3, d)  # buildable, x and y scaled to [0, 1]
         self.distance = nn.Linear(HINTS, d) if config.hints else None
         self.recipe_hint = _RecipeHint(config.items, config.recipes) if config.hints else None
-        self.blocks = nn.Sequential(*(_Block(d) for _ in range(config.conv_blocks)))
+        dilations = [2**i if config.dilate else 1 for i in range(config.conv_blocks)]
+        self.blocks = nn.Sequential(*(_Block(d, dilation) for dilation in dilations))
         self.attention = nn.Sequential(*(_Attention(d, config.heads) for _ in range(config.attention_layers)))
         self.norm = nn.LayerNorm(d)
         self.tile_head = nn.Linear(d, 1)
@@ -185,7 +191,7 @@ class Policy(nn.Module):
         self.value_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
 
     def embed(self, world: Tensor, hints: Tensor | None = None) -> Tensor:
-        """[B, 6, H, W] integer world (and its float [B, 2, H, W] distance hints, computed
+        """[B, 6, H, W] integer world (and its float [B, 6, H, W] hints (`training.hints`), computed
         here when not given) -> [B, d, H, W] tile features."""
         world = world.long()
         ent, item = world[:, Channel.ENTITY], world[:, Channel.ITEM]
