@@ -371,15 +371,7 @@ def _open(path: Path, threads: int | None) -> OnnxPolicy:
     if not path.is_file():
         raise PolicyLoadError(f"policy file {path} does not exist (export one with `python -m training.export`)")
     try:
-        policy = OnnxPolicy(path, providers=_providers())
-        if threads is not None:
-            # OnnxPolicy takes no session options: reopen its session with the thread count
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            policy.session = ort.InferenceSession(str(path), options, providers=_providers())
+        policy = OnnxPolicy(path, providers=_providers(), threads=threads)
     except Exception as error:  # onnxruntime raises its own types for every kind of broken file
         raise PolicyLoadError(f"policy file {path} is not a readable ONNX model: {error}") from error
     meta = policy.metadata

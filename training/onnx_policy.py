@@ -82,13 +82,20 @@ def choose(
 
 class OnnxPolicy:
     """An exported policy on onnxruntime (CPU, or CUDA when `providers` asks for it).
-    `metadata` holds the model's metadata_props, JSON values decoded."""
+    `threads` sets onnxruntime's intra-op threads (None: its default, one per core);
+    graph nodes then run one at a time. `metadata` holds the model's metadata_props,
+    JSON values decoded."""
 
-    def __init__(self, path: Path | str, providers: list[str] | None = None) -> None:
+    def __init__(self, path: Path | str, providers: list[str] | None = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            # the graph is a chain of convolutions: nothing to gain from running nodes side by side
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers or ["CPUExecutionProvider"])
         raw = self.session.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, Any] = {k: _decode(v) for k, v in raw.items()}
         self._inputs = {i.name: i for i in self.session.get_inputs()}
