@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared_schema import SCHEMA_VERSION
@@ -158,6 +159,29 @@ class PlanRequest(_Versioned):
             for m in markers:
                 world.place(kind, m.x, m.y, facing_from_name(m.facing), catalog.item_id(m.item))
         return world
+
+    @classmethod
+    def from_world(cls, task: World, options: PlanOptions | None = None, catalog: Catalog | None = None) -> PlanRequest:
+        """The request posing `task` (a lesson's task, say): its markers, and as blocked
+        tiles its blocked tiles and every tile an entity already stands on (what the
+        game sends for them). The inverse of `to_world` for a world of markers and
+        blocked tiles alone."""
+        catalog = catalog or load_catalog()
+        markers: dict[Entity, list[Marker]] = {Entity.SOURCE: [], Entity.SINK: []}
+        for kind, x, y in task.entities():
+            if kind in markers:
+                item = catalog.items[int(task.data[Channel.ITEM, y, x])]
+                markers[kind].append(Marker(x=x, y=y, facing=facing_name(task.facing(x, y)), item=item))
+        entity = task.data[Channel.ENTITY]
+        ys, xs = np.nonzero((entity != Entity.EMPTY) & (entity != Entity.SOURCE) & (entity != Entity.SINK))
+        return cls(
+            schema_version=SCHEMA_VERSION,
+            region=Region(width=task.width, height=task.height),
+            sources=markers[Entity.SOURCE],
+            sinks=markers[Entity.SINK],
+            blocked=[Tile(x=int(x), y=int(y)) for y, x in zip(ys, xs, strict=True)],
+            options=options or PlanOptions(),
+        )
 
 
 # ---------------------------------------------------------------------------- response

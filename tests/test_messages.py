@@ -239,3 +239,19 @@ def test_export_writes_one_schema_per_model(tmp_path: Path) -> None:
     assert plan["additionalProperties"] is False
     assert "schema_version" in plan["required"]
     assert plan["$defs"]["Marker"]["properties"]["item"]["description"]
+
+
+@pytest.mark.parametrize("kind", ["belt-wall", "split", "trial-2", "belt-crossing"])
+def test_a_lesson_task_is_posed_as_a_request(kind: str) -> None:
+    from training.lessons import HELD_OUT_SEEDS, generate
+
+    task = generate(kind, HELD_OUT_SEEDS[0], 11).task
+    request = PlanRequest.from_world(task)
+    world = request.to_world()
+    entity = task.data[Channel.ENTITY]
+    markers = (entity == Entity.SOURCE) | (entity == Entity.SINK)
+    assert (world.data[:, markers] == task.data[:, markers]).all()
+    # what already stands on a tile (belt-crossing's belt line) is blocked, as the game sends it
+    assert ((world.data[Channel.ENTITY] == Entity.BLOCKED) == ((entity != Entity.EMPTY) & ~markers)).all()
+    if kind != "belt-crossing":
+        assert world == task

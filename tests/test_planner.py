@@ -22,8 +22,8 @@ from server.planner import (
 from shared_schema.blueprint import decode_blueprint
 from shared_schema.catalog import load_catalog
 from shared_schema.entities import Entity
-from shared_schema.game import facing_name, from_game_entity
-from shared_schema.messages import PlanRequest, PlanResponse
+from shared_schema.game import from_game_entity
+from shared_schema.messages import PlanOptions, PlanRequest, PlanResponse
 from shared_schema.placement import Action, apply, check
 from shared_schema.world import Channel, World
 from training.lessons import generate
@@ -53,24 +53,7 @@ def planner(tiny_policy: Path) -> Planner:
 
 def request_for(task: World, **options: Any) -> PlanRequest:
     """The plan request posing a lesson's task (markers and blocked tiles)."""
-    markers: dict[Entity, list[dict[str, Any]]] = {Entity.SOURCE: [], Entity.SINK: []}
-    blocked = []
-    for kind, x, y in task.entities():
-        if kind == Entity.BLOCKED:
-            blocked.append({"x": x, "y": y})
-        elif kind in markers:
-            item = CATALOG.items[int(task.data[Channel.ITEM, y, x])]
-            markers[kind].append({"x": x, "y": y, "facing": facing_name(task.facing(x, y)), "item": item})
-    return PlanRequest.model_validate(
-        {
-            "schema_version": 1,
-            "region": {"width": task.width, "height": task.height},
-            "sources": markers[Entity.SOURCE],
-            "sinks": markers[Entity.SINK],
-            "blocked": blocked,
-            "options": options,
-        }
-    )
+    return PlanRequest.from_world(task, PlanOptions.model_validate(options))
 
 
 def rebuilt(request: PlanRequest, response: PlanResponse) -> World:
