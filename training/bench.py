@@ -25,7 +25,6 @@ runs (the median beside it), the usual way to read a noisy machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from training.report import json_line, rich_table
 
 # One core, as the figure promises (numba threads are unused, BLAS should be too).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -169,22 +170,6 @@ def bench_ppo(updates: int, warmup: int, flags: list[str]) -> dict[str, object]:
     }
 
 
-def _table(rows: list[dict[str, object]]) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Factorion benchmarks")
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    for key in keys:
-        table.add_column(key)
-    for row in rows:
-        table.add_row(*(str(row.get(k, "")) for k in keys))
-    console = Console(file=sys.stdout, width=140)
-    with console.capture() as capture:
-        console.print(table)
-    return capture.get()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="which", required=True)
@@ -214,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = bench_lessons(args.size, args.lessons, args.repeats)
         rows.append(bench_env(args.envs, args.size, args.steps, args.threads, args.repeats))
     for row in rows:
-        print(json.dumps(row))
-    print(_table(rows))
+        json_line(row)
+    print(rich_table(rows))
     return 0
 
 
