@@ -243,7 +243,7 @@ def level_row(
     mode: str, clients: int, expert: bool, budget: float, load: Load, hits: int | None = None
 ) -> dict[str, Any]:
     """The figure of one (mode, clients) level, with its target and whether it was met;
-    `hits`: the plans the time budget cut short (search mode)."""
+    `hits`: the plans the time budget cut short (search mode; None in the others)."""
     errors = sum(load.errors.values())
     p50, p99 = _ms(load.latencies_ms, 50), _ms(load.latencies_ms, 99)
     if mode == "search":
@@ -264,8 +264,7 @@ def level_row(
         "plans_per_s": round(len(load.latencies_ms) / load.seconds, 2) if load.seconds else None,
         "errors": errors,
     }
-    if hits is not None:
-        row["budget_hits"] = hits
+    row["budget_hits"] = hits
     if load.errors:
         row["error_kinds"] = dict(load.errors)
     row |= {"target": target, "met": met}
