@@ -8,7 +8,7 @@ import numpy as np
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import CHANNELS, Channel
-from training.hints import distance_hints
+from training.hints import EXITS, HINTS, distance_hints
 
 
 def world(rows: list[str]) -> np.ndarray:
@@ -48,10 +48,19 @@ def test_built_entities_carry_the_source_field_but_block_the_sink_field() -> Non
     assert costs(rows, field=0)[0].tolist() == [-1, -1, -1, -1, 1, 0]  # belts block the way to the sink
 
 
+def test_belts_are_drawn_to_a_machine_once_it_stands() -> None:
+    rows = ["S....", "....."]
+    assert (costs(rows, field=2) == -1).all()  # no machine, no splitter: nothing to be drawn to
+    data = world(rows)
+    data[0, Channel.ENTITY, :, 3:] = Entity.ASSEMBLER  # a stand-in footprint: the field reads only the kind
+    closeness = distance_hints(data)[0, 2]
+    assert closeness[0, 2] > closeness[0, 1] > closeness[0, 0] == 0.0  # the source tile is not passable
+
+
 def test_hints_have_one_shape_per_world_and_no_markers_means_zero() -> None:
     batch = np.concatenate([world(["S..K"]), world(["...."])])
     hints = distance_hints(batch)
-    assert hints.shape == (2, 6, 1, 4) and hints.dtype == np.float32
+    assert hints.shape == (2, HINTS, 1, 4) and hints.dtype == np.float32
     assert (hints[1] == 0).all()
 
 
@@ -60,11 +69,11 @@ def test_an_exit_pairs_only_in_line_with_an_open_entrance_facing_its_way() -> No
     data[0, Channel.ENTITY, 1, 1] = Entity.UNDERGROUND
     data[0, Channel.FACING, 1, 1] = Direction.EAST
     data[0, Channel.UNDERGROUND, 1, 1] = UndergroundEnd.ENTRANCE
-    east = distance_hints(data)[0, 2 + Direction.EAST]
+    east = distance_hints(data)[0, EXITS + Direction.EAST]
     assert east[1].tolist() == [0, 0, 1, 1, 1, 1, 1]  # 1 to 5 tiles past the entrance
     assert east[0].sum() == east[2].sum() == 0  # not off its row
-    assert distance_hints(data)[0, 2 + Direction.WEST].sum() == 0  # nor facing another way
+    assert distance_hints(data)[0, EXITS + Direction.WEST].sum() == 0  # nor facing another way
     data[0, Channel.ENTITY, 1, 4] = Entity.UNDERGROUND  # an exit already there pairs with it
     data[0, Channel.FACING, 1, 4] = Direction.EAST
     data[0, Channel.UNDERGROUND, 1, 4] = UndergroundEnd.EXIT
-    assert distance_hints(data)[0, 2 + Direction.EAST][1].tolist() == [0, 0, 1, 1, 1, 0, 0]
+    assert distance_hints(data)[0, EXITS + Direction.EAST][1].tolist() == [0, 0, 1, 1, 1, 0, 0]

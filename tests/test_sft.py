@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared_schema.entities import Entity
 from shared_schema.placement import apply
 from shared_schema.world import World
 from training import sft
 from training.checkpoint import load
-from training.env.core import anchor_masks, to_action
+from training.env.core import PLACEABLE, anchor_masks, to_action
 from training.env.supply import prepare, training_seed
 from training.lessons import HELD_OUT_SEEDS
 from training.model import ModelConfig
@@ -69,6 +70,15 @@ def test_flow_order_builds_from_the_sources_towards_the_sinks() -> None:
         if len(remaining) == len(actions):
             firsts.add(target)
     assert firsts <= {int(i) for i in np.flatnonzero(keys == keys.min())}  # an empty task starts at a source
+
+
+def test_flow_order_builds_machines_and_splitters_first() -> None:
+    for kind, hub in (("machine", PLACEABLE.index(Entity.ASSEMBLER)), ("split", PLACEABLE.index(Entity.SPLITTER))):
+        prepared = prepare(kind, training_seed(5), 11)
+        actions, keys = solution_actions(prepared), flow_keys(prepared)
+        order = np.argsort(keys, kind="stable")
+        hubs = int((actions[:, 1] == hub).sum())
+        assert hubs >= 1 and (actions[order[:hubs], 1] == hub).all()
 
 
 def test_a_tiny_run_writes_its_folder_and_checkpoints(tmp_path: Path) -> None:
@@ -136,3 +146,11 @@ def test_training_never_draws_a_held_out_seed(tmp_path: Path, monkeypatch: pytes
     pool.refresh(1)
     pool.refresh(1)
     assert sorted(pool.seeds_used)[-3:] == [HELD_OUT_SEEDS.start - 2, HELD_OUT_SEEDS.start - 1, HELD_OUT_SEEDS.stop]
+
+
+def test_the_learning_rate_decays_by_steps_or_by_time_whichever_ends_first() -> None:
+    config = replace(TINY, steps=100, minutes=1.0)
+    assert sft.run_progress(50, 0.0, config) == 0.5
+    assert sft.run_progress(10, 45.0, config) == 0.75  # three quarters of the minute
+    assert sft.run_progress(100, 90.0, config) == 1.0
+    assert sft.run_progress(10, 45.0, replace(config, minutes=0.0)) == 0.1  # no time limit

@@ -1,10 +1,11 @@
 """Distance hints: what the policy network is given beside the world, computed by fixed rules.
 
-`distance_hints(worlds)` gives, for every tile, how close it is to a sink and to a
-source along the tiles a belt could use: a step to a 4-neighbour costs 1, an
+`distance_hints(worlds)` gives, for every tile, how close it is to a sink, to a
+source, and to a built assembling machine or splitter (where belts from the sources
+lead once one stands), along the tiles a belt could use: a step to a 4-neighbour costs 1, an
 underground jump of k = 2 to `UNDERGROUND_MAX_DISTANCE` tiles over anything costs k + 1
 (a route takes undergrounds only where something is in its way).
-To a sink the path runs over empty buildable tiles; from a source it also runs over
+To a sink, a machine or a splitter the path runs over empty buildable tiles; from a source it also runs over
 what is already built, so the field shows how far a partial layout has come. Closeness
 is 1 at the marker, falling by 1 / (H + W) per unit of cost, and 0 where unreachable.
 
@@ -28,12 +29,14 @@ import numpy as np
 from shared_schema.entities import UNDERGROUND_MAX_DISTANCE, Entity, UndergroundEnd
 from shared_schema.world import Channel
 
-HINTS = 6  # channels: closeness to a sink, to a source, then where an underground exit would pair (per facing)
+HINTS = 7  # closeness to a sink, to a source, to a machine or splitter; where an exit would pair (per facing)
+EXITS = 3  # the first of the four exit channels (north, east, south, west)
 _UNREACHED = 1 << 30
 # plain ints: numba compares arrays with ints, not IntEnums
 _ENTITY, _BUILDABLE = int(Channel.ENTITY), int(Channel.BUILDABLE)
 _EMPTY, _FIRST_BUILT, _LAST_BUILT = int(Entity.EMPTY), int(Entity.BELT), int(Entity.ASSEMBLER)
 _SOURCE, _SINK = int(Entity.SOURCE), int(Entity.SINK)
+_SPLITTER, _ASSEMBLER = int(Entity.SPLITTER), int(Entity.ASSEMBLER)
 _UNDERGROUND, _FACING, _END = int(Entity.UNDERGROUND), int(Channel.FACING), int(Channel.UNDERGROUND)
 _ENTRANCE = int(UndergroundEnd.ENTRANCE)
 _DY, _DX = np.array([-1, 0, 1, 0], np.int64), np.array([0, 1, 0, -1], np.int64)  # north, east, south, west
@@ -111,21 +114,23 @@ def _hints(worlds: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
         buildable = worlds[b, _BUILDABLE] > 0
         empty = (ent == _EMPTY) & buildable
         built = (ent >= _FIRST_BUILT) & (ent <= _LAST_BUILT)
-        for field in range(2):
+        for field in range(EXITS):
             if field == 0:
                 _field(ent == _SINK, empty, steps, cost)
-            else:
+            elif field == 1:
                 _field(ent == _SOURCE, empty | built, steps, cost)
+            else:
+                _field((ent == _ASSEMBLER) | (ent == _SPLITTER), empty, steps, cost)
             for y in range(h):
                 for x in range(w):
                     out[b, field, y, x] = max(0.0, 1.0 - cost[y, x] * scale) if cost[y, x] < _UNREACHED else 0.0
-        _exits(worlds[b], out[b, 2:])
+        _exits(worlds[b], out[b, EXITS:])
 
 
 def distance_hints(worlds: np.ndarray) -> np.ndarray:
-    """float32[B, HINTS, H, W]: closeness to a sink and to a source, and where an exit
-    facing north, east, south or west would pair (module docstring), of int16[B, 6, H, W]
-    worlds."""
+    """float32[B, HINTS, H, W]: closeness to a sink, to a source and to a machine or
+    splitter, and where an exit facing north, east, south or west would pair (module
+    docstring), of int16[B, 6, H, W] worlds."""
     worlds = np.ascontiguousarray(worlds)
     out = np.empty((worlds.shape[0], HINTS, *worlds.shape[2:]), np.float32)
     _hints(worlds, _STEPS, out)

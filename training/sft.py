@@ -32,6 +32,7 @@ Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
   that head's greedy choice, given the right kind, is the solution's (over anchors that
   read it);
 - charts/samples_per_s: samples trained per second of wall time since the last log;
+- charts/learning_rate: the step's learning rate (`lr_decay`);
 - charts/batch_fraction: share of that time the step waited for its batch (batches are
   built in a background thread while the previous step trains);
 - val/mean_score and val/<kind>: greedy rollouts' mean normalised score on held-out seeds.
@@ -86,6 +87,9 @@ class SFTConfig:
     """Samples per optimizer step."""
     lr: float = 1e-3
     """Adam learning rate."""
+    lr_decay: bool = True
+    """Decay the learning rate linearly to 5% of `lr` over the run (by steps or by
+    `minutes`, whichever ends it first)."""
     max_grad_norm: float = 1.0
     """Gradient norm clip."""
     pool: int = 64
@@ -132,11 +136,14 @@ def solution_actions(prepared: Prepared) -> np.ndarray:
 
 
 def flow_keys(prepared: Prepared) -> np.ndarray:
-    """float[n]: how far each solution entity is from the sources (`training.hints`, over
-    the task's free tiles), in `solution_actions` order; sorting by it builds a layout
-    the way items flow through it."""
+    """float[n], in `solution_actions` order: sorting by it builds the assembling machines
+    and splitters first (the choices everything else routes to), then the rest the way
+    items flow, nearest the sources first (`training.hints`, over the task's free tiles)."""
     closeness = distance_hints(prepared.lesson.task.data[None])[0, 1].ravel()
-    return np.array([-closeness[part].max() for part in prepared.parts])
+    assert prepared.lesson.solution is not None
+    kinds = prepared.lesson.solution.data[Channel.ENTITY].ravel()
+    hubs = (Entity.ASSEMBLER, Entity.SPLITTER)
+    return np.array([-closeness[part].max() - 2.0 * (kinds[part[0]] in hubs) for part in prepared.parts])
 
 
 class LessonPool:
@@ -268,6 +275,12 @@ def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[s
     return loss, metrics
 
 
+def run_progress(step: int, seconds: float, config: SFTConfig) -> float:
+    """How far the run is, 0 to 1: by steps, or by wall time when `minutes` ends it sooner."""
+    by_time = seconds / (60 * config.minutes) if config.minutes > 0 else 0.0
+    return min(1.0, max(step / config.steps, by_time))
+
+
 def train(config: SFTConfig) -> dict[str, Any]:
     """Run SFT as configured; returns the summary it also writes to the run folder."""
     check_lessons(config.size, config.kinds)
@@ -301,6 +314,9 @@ def train(config: SFTConfig) -> dict[str, Any]:
     step = 0
     for step in range(1, config.steps + 1):
         t = time.perf_counter()
+        if config.lr_decay:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * max(0.05, 1.0 - run_progress(step, t - start, config))
         batch = coming.result()
         coming = prefetch.submit(next_batch)
         batch_seconds += time.perf_counter() - t
@@ -317,6 +333,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
         if step % config.log_every == 0 or validating:
             now = time.perf_counter()
             metrics["charts/samples_per_s"] = (step - last_step) * config.batch_size / (now - last_time)
+            metrics["charts/learning_rate"] = optimizer.param_groups[0]["lr"]
             metrics["charts/batch_fraction"] = batch_seconds / (now - last_time)
             last_time, last_step, batch_seconds = now, step, 0.0
             if validating:
