@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench serve bridge train clean
+.PHONY: install test lint bench serve bridge train ship clean
 
 install: $(STAMP)
 
@@ -35,9 +35,14 @@ PPO_FLAGS ?=
 train: install
 	$(PY) -m training.sft --config configs/sft.yaml --name $(RUN)-sft $(SFT_FLAGS)
 	$(PY) -m training.ppo --config configs/ppo.yaml --name $(RUN)-ppo --init runs/$(RUN)-sft/checkpoints/best.pt $(PPO_FLAGS)
-	$(PY) -m training.export runs/$(RUN)-ppo/checkpoints/latest.pt -o runs/$(RUN)-ppo/policy.onnx
+	$(PY) -m training.export runs/$(RUN)-ppo/checkpoints/best.pt -o runs/$(RUN)-ppo/policy.onnx
 	$(PY) -m training.evaluate --policy runs/$(RUN)-ppo/policy.onnx --compare-expert \
 		--markdown runs/$(RUN)-ppo/evaluation.md --png runs/$(RUN)-ppo/evaluation.png
+
+# Make a run's policy the one the server ships with (server/policies/default.onnx).
+ship:
+	cp runs/$(RUN)-ppo/policy.onnx server/policies/default.onnx
+	cp runs/$(RUN)-ppo/evaluation.md server/policies/default.evaluation.md
 
 # The planning server on 127.0.0.1:8000 with the bundled policy (python -m server --help).
 SERVE_FLAGS ?=

@@ -43,11 +43,11 @@ MASKED = -1e9  # logit of an illegal choice: exp() is exactly 0 in float32
 class ModelConfig:
     """Sizes of the network; the defaults are the shipped policy's (small: it trains on CPU)."""
 
-    width: int = 16  # features per tile
-    conv_blocks: int = 1  # residual 3x3 convolution blocks
+    width: int = 32  # features per tile
+    conv_blocks: int = 3  # residual 3x3 convolution blocks
     dilate: bool = True  # block i's first convolution has dilation 2**i
     attention_layers: int = 1  # transformer encoder layers over the tiles
-    heads: int = 1  # attention heads (each costs a tokens x tokens matrix per world)
+    heads: int = 2  # attention heads (each costs a tokens x tokens matrix per world)
     items: int = 0  # item ids the embedding knows (0: the catalog's)
     recipes: int = 0  # recipe ids (0: the catalog's)
     pool: int = 2  # attention runs over pool x pool blocks of tiles (1: every tile its own token)
