@@ -1,0 +1,2 @@
+require("prototypes.tools")
+require("prototypes.shortcut")

@@ -1,0 +1,35 @@
+data:extend({
+  {
+    type = "bool-setting",
+    name = "factorion-build-real",
+    setting_type = "runtime-global",
+    default_value = false,
+    order = "a",
+  },
+  {
+    type = "int-setting",
+    name = "factorion-entities-per-tick",
+    setting_type = "runtime-global",
+    default_value = 50,
+    minimum_value = 1,
+    maximum_value = 1000,
+    order = "b",
+  },
+  {
+    type = "string-setting",
+    name = "factorion-plan-mode",
+    setting_type = "runtime-per-user",
+    default_value = "search",
+    allowed_values = { "greedy", "search", "expert" },
+    order = "c",
+  },
+  {
+    type = "double-setting",
+    name = "factorion-time-budget",
+    setting_type = "runtime-per-user",
+    default_value = 2,
+    minimum_value = 0.1,
+    maximum_value = 60,
+    order = "d",
+  },
+})
