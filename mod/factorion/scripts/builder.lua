@@ -5,7 +5,8 @@ local util = require("scripts.util")
 
 local builder = {}
 
---- Remove what a plan placed (only its own entities, still valid, same unit number).
+--- Remove what a plan placed: only its own entities, and only those still standing
+--- (a ghost a robot has built is gone; the built entity is the player's).
 ---@param plan_id string
 ---@return integer removed
 function builder.remove_plan(plan_id)
@@ -16,7 +17,7 @@ function builder.remove_plan(plan_id)
   local removed = 0
   for _, placed in ipairs(plan.entities) do
     local entity = placed.entity
-    if entity and entity.valid and entity.unit_number == placed.unit_number then
+    if entity and entity.valid then
       entity.destroy({ raise_destroy = true })
       removed = removed + 1
     end
@@ -132,7 +133,7 @@ function builder.on_tick()
     local entity = place(build, surface, player, p)
     if entity and entity.valid then
       build.placed = build.placed + 1
-      plan.entities[#plan.entities + 1] = { entity = entity, unit_number = entity.unit_number, name = p.name }
+      plan.entities[#plan.entities + 1] = { entity = entity, key = util.entity_key(entity), name = p.name }
     else
       build.skipped = build.skipped + 1
     end

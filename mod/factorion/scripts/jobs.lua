@@ -41,26 +41,27 @@ function jobs.plans_under(surface_name, box)
   return ids
 end
 
---- Unit numbers of the entities those plans placed (they do not block a re-plan).
-function jobs.planned_units(plan_ids)
-  local units = {}
+--- Keys (util.entity_key) of the entities those plans placed that still stand: they
+--- do not block a re-plan, which removes them.
+function jobs.planned_keys(plan_ids)
+  local keys = {}
   for _, id in ipairs(plan_ids) do
     for _, placed in ipairs(storage.plans[id].entities) do
-      if placed.unit_number then
-        units[placed.unit_number] = true
+      if placed.entity and placed.entity.valid then
+        keys[placed.key] = true
       end
     end
   end
-  return units
+  return keys
 end
 
---- Tiles of `box` taken by something other than the listed plans' entities and
+--- Tiles of `box` taken by something other than the listed entities (keys) and
 --- characters: "x,y" -> the entity's name.
-function jobs.occupied(surface, box, ignore_units)
+function jobs.occupied(surface, box, ignore)
   local taken = {}
   local found = surface.find_entities_filtered({ area = { { box[1], box[2] }, { box[3], box[4] } } })
   for _, entity in ipairs(found) do
-    if entity.valid and entity.type ~= "character" and not (entity.unit_number and ignore_units[entity.unit_number]) then
+    if entity.valid and entity.type ~= "character" and not ignore[util.entity_key(entity)] then
       local x1, y1, x2, y2 = util.tile_bounds(entity.bounding_box)
       for y = math.max(y1, box[2]), math.min(y2, box[4]) - 1 do
         for x = math.max(x1, box[1]), math.min(x2, box[3]) - 1 do
@@ -105,7 +106,7 @@ function jobs.request(player)
   if #sinks == 0 then
     return nil, "place at least one sink inside the region (the Factorion sink tool)."
   end
-  local taken = jobs.occupied(surface, box, jobs.planned_units(jobs.plans_under(region.surface, box)))
+  local taken = jobs.occupied(surface, box, jobs.planned_keys(jobs.plans_under(region.surface, box)))
   local blocked = {}
   for y = box[2], box[4] - 1 do
     for x = box[1], box[3] - 1 do

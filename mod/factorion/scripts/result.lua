@@ -125,7 +125,7 @@ function result.check_whole(record)
   local o, r = job.origin, job.request.region
   local box = { o.x, o.y, o.x + r.width, o.y + r.height }
   local replaces = jobs.plans_under(job.surface, box)
-  local taken = jobs.occupied(surface, box, jobs.planned_units(replaces))
+  local taken = jobs.occupied(surface, box, jobs.planned_keys(replaces))
   local mine = {}
   local placements = {}
   for _, batch in ipairs(record.staged.batches) do

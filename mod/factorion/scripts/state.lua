@@ -14,7 +14,7 @@
 ---                markers = "x,y" -> {kind, x, y, item, facing, render},
 ---                choice = {source_item, sink_item, facing}}
 --- Plan  = {player_index, surface, area = {x1, y1, x2, y2} (game tiles, inclusive-exclusive),
----          entities = array of {entity = LuaEntity, name, x, y}}
+---          entities = array of {entity = LuaEntity, key = util.entity_key, name}}
 --- Build = {job_id, player_index, surface, force, real, message, placements, next, placed,
 ---          skipped, replaces = array of plan ids, started}
 local config = require("scripts.config")

@@ -46,6 +46,14 @@ function util.tile_bounds(area)
   return x1, y1, math.max(x2, x1 + 1), math.max(y2, y1 + 1)
 end
 
+--- An entity's identity that survives a save and needs no unit number: what it is
+--- (ghosts by their inner name) and where. No two such entities share a position.
+---@param entity LuaEntity
+function util.entity_key(entity)
+  local name = entity.type == "entity-ghost" and ("ghost:" .. entity.ghost_name) or entity.name
+  return string.format("%s@%.2f,%.2f", name, entity.position.x, entity.position.y)
+end
+
 --- Do two tile boxes {x1, y1, x2, y2} (end exclusive) overlap?
 function util.overlaps(a, b)
   return a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
