@@ -546,3 +546,16 @@ def test_build_mod_zips_the_game_layout(tmp_path: Path) -> None:
         assert top + required in names
     assert top + "locale/en/factorion.cfg" in names
     assert build(MOD_DIR, tmp_path).read_bytes() == target.read_bytes()  # reproducible
+
+
+def test_clear_cancels_the_queued_plan_and_keeps_the_rest(game: FakeFactorio) -> None:
+    mark(game, 0, 0, 6, 1)
+    first = request(game)
+    deliver(game, first, belt_row(first))
+    game.run_until_idle()
+    second = request(game)
+    assert game.lua.eval('remote.call("factorion", "clear", 1)') == 4
+    assert poll(game) == [] and game.entities() == []
+    assert "Cancelled the queued plan." in game.printed(1)[-1]
+    assert send(game, result_batches(second.job_id, belt_row(second), "m")[0]).code == "unknown_job"
+    assert game.lua.eval('remote.call("factorion", "queued_jobs")') == 0

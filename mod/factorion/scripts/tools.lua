@@ -146,16 +146,22 @@ function tools.request_plan(player)
   return job_id
 end
 
---- Remove what Factorion placed in the player's region.
+--- Cancel the player's queued plan and remove what Factorion placed in their region.
 function tools.clear(player)
-  local region = state.player(player.index).region
+  local ps = state.player(player.index)
+  local cancelled = ""
+  if ps.queued_job and storage.jobs[ps.queued_job] then
+    jobs.remove(ps.queued_job) -- the bridge's answer for it is then an unknown job
+    cancelled = " Cancelled the queued plan."
+  end
+  local region = ps.region
   if not region then
-    util.notify(player.index, "warning", "mark a region first.")
+    util.notify(player.index, "warning", "mark a region first." .. cancelled)
     return 0
   end
   local box = { region.x, region.y, region.x + region.width, region.y + region.height }
   local removed = builder.clear(region.surface, box)
-  util.notify(player.index, "info", string.format("removed %d entities Factorion had placed.", removed))
+  util.notify(player.index, "info", string.format("removed %d entities Factorion had placed.", removed) .. cancelled)
   return removed
 end
 
