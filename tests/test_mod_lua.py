@@ -324,6 +324,11 @@ def refuse_case(game: FakeFactorio, job: PlanJob, case: str) -> CommandReply:
         batches = result_batches(job.job_id, good * 40, "m", MIN_COMMAND_BYTES)
         assert send(game, batches[0]).ok
         return send(game, batches[2])
+    if case == "mixed status":
+        batches = result_batches(job.job_id, good * 40, "m", MIN_COMMAND_BYTES)
+        assert send(game, batches[0]).ok
+        raw = batches[1].model_dump(exclude_none=True) | {"status": "error", "placements": []}
+        return parse_reply(CMD_RESULT, game.command(f"/{CMD_RESULT} {json.dumps(raw)}"), CommandReply)
     if case == "ack too early":
         batches = result_batches(job.job_id, good * 40, "m", MIN_COMMAND_BYTES)
         assert send(game, batches[0]).ok
@@ -356,6 +361,7 @@ def refuse_case(game: FakeFactorio, job: PlanJob, case: str) -> CommandReply:
     "case",
     [
         "out of order",
+        "mixed status",
         "ack too early",
         "outside the region",
         "overlap",

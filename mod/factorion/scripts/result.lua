@@ -102,6 +102,9 @@ function result.check_batch(batch, record)
     if not staged or #staged.batches ~= index or staged.count ~= count then
       return "batch " .. index .. " out of order"
     end
+    if staged.batches[1].status ~= batch.status then
+      return "batch " .. index .. " is " .. batch.status .. ", batch 0 was " .. staged.batches[1].status
+    end
   end
   for _, p in ipairs(placements) do
     local why = result.check_placement(p, record.job)
