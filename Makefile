@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench serve bridge train ship clean
+.PHONY: install test lint bench serve bridge train ship mod clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ train: install
 	$(PY) -m training.export runs/$(RUN)-ppo/checkpoints/best.pt -o runs/$(RUN)-ppo/policy.onnx
 	$(PY) -m training.evaluate --policy runs/$(RUN)-ppo/policy.onnx --compare-expert \
 		--markdown runs/$(RUN)-ppo/evaluation.md --png runs/$(RUN)-ppo/evaluation.png
+
+# The mod as the game installs it: dist/factorion_<version>.zip (no venv needed).
+mod:
+	$(PYTHON) scripts/build_mod.py
 
 # Make a run's policy the one the server ships with (server/policies/default.onnx).
 ship:
