@@ -95,7 +95,7 @@ class PlanOptions(_Model):
         description="'greedy': the policy's first choice at every step; 'search': the planner searches over the "
         "policy's proposals and keeps the best layout the mimic verifies; 'expert': the hand-written expert.",
     )
-    time_budget_s: float = Field(default=2.0, gt=0, le=60, description="Planning wall-clock budget, s (0 < t <= 60).")
+    time_budget_s: float = Field(default=1.0, gt=0, le=60, description="Planning wall-clock budget, s (0 < t <= 60).")
     seed: int = Field(default=0, description="Seed for every random choice, so the same request gives the same plan.")
 
 
@@ -112,7 +112,7 @@ class PlanRequest(_Versioned):
                     "sources": [{"x": 0, "y": 0, "facing": "east", "item": "iron-plate"}],
                     "sinks": [{"x": 5, "y": 0, "facing": "east", "item": "iron-plate"}],
                     "blocked": [{"x": 2, "y": 0}],
-                    "options": {"mode": "search", "time_budget_s": 2, "seed": 0},
+                    "options": {"mode": "search", "time_budget_s": 1, "seed": 0},
                 }
             ]
         },

@@ -56,7 +56,7 @@ def test_schema_version_is_one_and_lives_in_the_package() -> None:
 
 def test_a_plan_request_parses_with_documented_defaults() -> None:
     parsed = PlanRequest.model_validate(request())
-    assert (parsed.options.mode, parsed.options.time_budget_s, parsed.options.seed) == ("search", 2.0, 0)
+    assert (parsed.options.mode, parsed.options.time_budget_s, parsed.options.seed) == ("search", 1.0, 0)
     assert PlanRequest.model_validate_json(parsed.model_dump_json()) == parsed
 
 

@@ -204,7 +204,7 @@ def test_a_requested_plan_is_polled_as_a_plan_job(game: FakeFactorio) -> None:
     ]
     assert [(m.x, m.y, m.facing) for m in req.sinks] == [(9, 0, "east")]
     assert sorted((t.x, t.y) for t in req.blocked) == [(5, 0), (5, 1), (6, 0), (6, 1), (8, 0)]
-    assert req.options.mode == "search" and req.options.time_budget_s == 2
+    assert req.options.mode == "search" and req.options.time_budget_s == 1  # the setting's default
     assert poll(game)[0]["job_id"] == job.job_id  # polled again until acknowledged
 
 

@@ -27,7 +27,7 @@ data:extend({
     type = "double-setting",
     name = "factorion-time-budget",
     setting_type = "runtime-per-user",
-    default_value = 2,
+    default_value = 1,
     minimum_value = 0.1,
     maximum_value = 60,
     order = "d",
