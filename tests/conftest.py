@@ -1,4 +1,5 @@
-"""Shared test helpers: the fixture files, and worlds written as text grids."""
+"""Shared test helpers: the fixture files, worlds written as text grids, and a tiny
+exported policy for the server's tests."""
 
 from __future__ import annotations
 
@@ -24,3 +25,17 @@ def world_of(grid: str, items: list[tuple[int, int, str]] = ()) -> World:  # typ
 @pytest.fixture
 def fixture_files() -> list[Path]:
     return FIXTURE_FILES
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained policy exported as the server would receive it."""
+    import torch
+
+    from training.export import export
+    from training.model import ModelConfig, Policy
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("policy") / "tiny.onnx"
+    export(Policy(ModelConfig(width=16, conv_blocks=1)).eval(), path, 11, source="tiny.pt")
+    return path

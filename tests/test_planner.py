@@ -32,20 +32,6 @@ from training.sim import sink_rates_batch
 CATALOG = load_catalog()
 
 
-@pytest.fixture(scope="session")
-def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small untrained policy exported as the server would receive it."""
-    import torch
-
-    from training.export import export
-    from training.model import ModelConfig, Policy
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("policy") / "tiny.onnx"
-    export(Policy(ModelConfig(width=16, conv_blocks=1)).eval(), path, 11, source="tiny.pt")
-    return path
-
-
 @pytest.fixture(scope="module")
 def planner(tiny_policy: Path) -> Planner:
     return Planner(tiny_policy, threads=1, search_rollouts=10)

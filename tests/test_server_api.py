@@ -40,20 +40,6 @@ GEARS: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small untrained policy exported as the server would receive it."""
-    import torch
-
-    from training.export import export
-    from training.model import ModelConfig, Policy
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("policy") / "tiny.onnx"
-    export(Policy(ModelConfig(width=16, conv_blocks=1)).eval(), path, 11, source="tiny.pt")
-    return path
-
-
 @pytest.fixture(scope="module")
 def client(tiny_policy: Path) -> Iterator[TestClient]:
     app = create_app(tiny_policy, Settings(search_rollouts=8, warm_up=False, max_body_bytes=16 * 1024))

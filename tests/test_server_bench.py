@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from server.bench import Load, level_row
-from tests.test_planner import tiny_policy  # noqa: F401  (a pytest fixture)
 
 ROOT = Path(__file__).parents[1]
 LEVEL_KEYS = {"bench", "mode", "clients", "expert", "requests", "p50_ms", "p99_ms", "server_p50_ms", "plans_per_s"}
@@ -22,7 +21,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_smoke_run_prints_every_figure_as_a_json_line(tiny_policy: Path) -> None:  # noqa: F811
+def test_a_smoke_run_prints_every_figure_as_a_json_line(tiny_policy: Path) -> None:
     run = bench(
         *("--policy", str(tiny_policy), "--requests", "20", "--per-level", "6"),
         *("--concurrency", "1", "2", "--modes", "greedy", "--tasks-per-kind", "1"),
