@@ -91,6 +91,15 @@ def test_returns_improve_on_the_one_belt_lesson(tmp_path: Path) -> None:
     assert sum(entities[-4:]) / 4 < 0.7 * sum(entities[:3]) / 3, entities
 
 
+def test_the_kl_stop_skips_the_minibatch_that_passes_it(tmp_path: Path) -> None:
+    # the first minibatch's policy is the rollout's (KL 0): it steps; after one Adam step
+    # every later minibatch's KL passes the tiny limit, so none of them steps
+    config = tiny(tmp_path, "kl", "--total-steps", "64", "--epochs", "2", "--target-kl", "1e-6", "--lr", "1e-2")
+    history = train(config)["history"]
+    assert [m["losses/minibatches"] for m in history] == [1, 1]
+    assert all(m["losses/approx_kl"] > 1e-6 for m in history)
+
+
 def test_resume_continues_exactly(tmp_path: Path) -> None:
     straight = train(tiny(tmp_path, "straight", "--total-steps", "128", "--checkpoint-every", "1"))
     first = train(tiny(tmp_path, "halves", "--total-steps", "128", "--max-updates", "2"))

@@ -37,6 +37,8 @@ KINDS = len(PLACEABLE)
 ASSEMBLER = PLACEABLE.index(Entity.ASSEMBLER)
 UNDERGROUND = PLACEABLE.index(Entity.UNDERGROUND)
 MASKED = -1e9  # logit of an illegal choice: exp() is exactly 0 in float32
+ROLES = 8  # `_RecipeHint`'s roles: 5 of marker tiles, 3 shares of the world's
+MAX_CHAIN_DEPTH = 3  # recipes deep the roles look for ingredients (the deepest trial's chain)
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class ModelConfig:
     items: int = 0  # item ids the embedding knows (0: the catalog's)
     recipes: int = 0  # recipe ids (0: the catalog's)
     pool: int = 2  # attention runs over pool x pool blocks of tiles (1: every tile its own token)
-    hints: bool = True  # read the distance hints (`training.hints`) and the recipe hint (`_RecipeHint`)
+    hints: bool = True  # read the distance hints (`training.hints`), the recipe hint and roles (`_RecipeHint`)
 
     def resolved(self) -> ModelConfig:
         catalog = load_catalog()
@@ -86,7 +88,14 @@ class _RecipeHint(nn.Module):
     """Per world, for each recipe: whether it makes a sink's item, whether it makes an
     ingredient of such a recipe, and the share of its ingredients the sources carry. A
     learned mix of the three is added to the recipe logits: otherwise each of the
-    catalog's recipes is learned from the few examples that use it."""
+    catalog's recipes is learned from the few examples that use it.
+
+    Also the items' roles (`ROLES` per tile): whether a source's item goes to a sink as
+    it is or into a machine, whether a sink's item must be made, how many more sinks take
+    a source's item (split it) and how many more sources carry a sink's (merge them), and
+    over the whole world the shares of what still has to be made. Whether a machine is needed, and which
+    source feeds it, depends on items at opposite ends of the region, which convolutions
+    see late and attention only weakly."""
 
     def __init__(self, items: int, recipes: int) -> None:
         super().__init__()
@@ -104,25 +113,61 @@ class _RecipeHint(nn.Module):
         self.register_buffer("makes", makes, persistent=False)
         self.register_buffer("feeds", feeds, persistent=False)
         self.register_buffer("takes", takes / takes.sum(1, keepdim=True).clamp(min=1.0), persistent=False)
+        self.register_buffer("needs", takes, persistent=False)
         self.mix = nn.Parameter(torch.tensor([2.0, 1.0, 1.0]))
         self.items = items
 
     makes: Tensor
     feeds: Tensor
     takes: Tensor
+    needs: Tensor
 
-    def forward(self, world: Tensor) -> Tensor:
-        """[B, R]: the learned mix of the three recipe hints."""
-        ent, item = world[:, Channel.ENTITY].flatten(1), world[:, Channel.ITEM].flatten(1).long()
-        item = torch.where((ent == Entity.SINK) | (ent == Entity.SOURCE), item, 0)  # assemblers hold recipe ids
+    def forward(self, world: Tensor) -> tuple[Tensor, Tensor]:
+        """([B, R] the learned mix of the three recipe hints, [B, ROLES, H, W] the roles)."""
+        b, _, h, w = world.shape
+        ent, value = world[:, Channel.ENTITY].flatten(1), world[:, Channel.ITEM].flatten(1).long()
+        source, sink = ent == Entity.SOURCE, ent == Entity.SINK
+        item = torch.where(source | sink, value, 0)  # assemblers hold recipe ids
+        recipe = torch.where(ent == Entity.ASSEMBLER, value, 0)
 
-        def carried(marker: Entity) -> Tensor:  # [B, items]: 1 where a marker of this kind carries the item
-            out = torch.zeros(ent.shape[0], self.items, device=world.device)
-            return out.scatter_add(1, item, (ent == marker).float()).clamp(max=1.0)
+        def present(index: Tensor, where: Tensor, size: int) -> Tensor:  # [B, size]: 1 where some tile has it
+            out = torch.zeros(b, size, device=world.device)
+            return out.scatter_add(1, index, where.float()).clamp(max=1.0)
 
-        sinks, sources = carried(Entity.SINK), carried(Entity.SOURCE)
+        sinks, sources = present(item, sink, self.items), present(item, source, self.items)
         hints = torch.stack((sinks @ self.makes.T, sinks @ self.feeds.T, sources @ self.takes.T), dim=-1)
-        return hints.clamp(max=1.0) @ self.mix
+        machines = present(recipe, ent == Entity.ASSEMBLER, self.makes.shape[0])
+        machines[:, 0] = 0.0  # recipe 0 is "none"
+        to_make = sinks * (1.0 - sources)
+        supplied = (sources + machines @ self.makes).clamp(max=1.0)
+        ingredients, frontier = torch.zeros_like(sinks), to_make
+        for _ in range(MAX_CHAIN_DEPTH):  # what goes into what must be made, down the chain
+            frontier = ((frontier @ self.makes.T).clamp(max=1.0) @ self.needs).clamp(max=1.0)
+            ingredients = torch.maximum(ingredients, frontier)
+            frontier = frontier * (1.0 - sources)
+
+        def share(wanted: Tensor, have: Tensor) -> Tensor:  # [B]: share of the wanted items not had
+            return (wanted * (1.0 - have)).sum(1) / wanted.sum(1).clamp(min=1.0)
+
+        def at_tiles(per_item: Tensor, where: Tensor) -> Tensor:  # [B, T]: an item's flag where the marker is
+            return per_item.gather(1, item) * where.float()
+
+        def count(where: Tensor) -> Tensor:  # [B, items]: marker tiles of this kind carrying each item
+            return torch.zeros(b, self.items, device=world.device).scatter_add(1, item, where.float())
+
+        # a source whose item several sinks take is split; a sink fed by several sources, merged
+        to_split = (count(sink) - 1.0).clamp(0.0, 3.0) / 3.0
+        to_merge = (count(source) - 1.0).clamp(0.0, 3.0) / 3.0
+        per_world = torch.stack((share(sinks, sources), share(sinks, supplied), share(ingredients, supplied)), 1)
+        roles = torch.cat(
+            (
+                torch.stack((at_tiles(sinks, source), at_tiles(ingredients, source), at_tiles(to_make, sink)), 1),
+                torch.stack((at_tiles(to_split, source), at_tiles(to_merge, sink)), 1),
+                per_world[:, :, None].expand(b, 3, h * w),
+            ),
+            dim=1,
+        )
+        return hints.clamp(max=1.0) @ self.mix, roles.view(b, ROLES, h, w)
 
 
 class _Block(nn.Module):
@@ -178,6 +223,7 @@ class Policy(nn.Module):
         self.where = nn.Linear(3, d)  # buildable, x and y scaled to [0, 1]
         self.distance = nn.Linear(HINTS, d) if config.hints else None
         self.recipe_hint = _RecipeHint(config.items, config.recipes) if config.hints else None
+        self.roles = nn.Linear(ROLES, d) if config.hints else None  # `_RecipeHint`'s item roles
         dilations = [2**i if config.dilate else 1 for i in range(config.conv_blocks)]
         self.blocks = nn.Sequential(*(_Block(d, dilation) for dilation in dilations))
         self.attention = nn.Sequential(*(_Attention(d, config.heads) for _ in range(config.attention_layers)))
@@ -226,8 +272,13 @@ class Policy(nn.Module):
     def features(self, world: Tensor, hints: Tensor | None = None) -> Features:
         """The trunk: convolutions, then attention over pool x pool blocks of tiles whose
         result is added back to every tile of its block."""
-        x = self.blocks(self.embed(world, hints))  # [B, d, H, W]
+        x = self.embed(world, hints)
         b, d, h, w = x.shape
+        recipe_hint = x.new_zeros(b, self.config.recipes)
+        if self.recipe_hint is not None and self.roles is not None:
+            recipe_hint, roles = self.recipe_hint(world)
+            x = x + self.roles(roles.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = self.blocks(x)  # [B, d, H, W]
         p = self.config.pool
         if p > 1:
             coarse = F.avg_pool2d(x, p, ceil_mode=True)  # [B, d, ceil(H/p), ceil(W/p)]
@@ -240,8 +291,7 @@ class Policy(nn.Module):
             tokens = self.norm(self.attention(x.permute(0, 2, 3, 1).reshape(b, h * w, d)))  # [B, H*W, d]
         pooled = tokens.mean(dim=1)
         tile = torch.cat((self.tile_head(tokens).squeeze(-1), self.done_head(pooled)), dim=1)
-        hint = self.recipe_hint(world) if self.recipe_hint is not None else tokens.new_zeros(b, self.config.recipes)
-        return Features(tokens, tile, self.value_head(pooled).squeeze(-1), hint)
+        return Features(tokens, tile, self.value_head(pooled).squeeze(-1), recipe_hint)
 
     def at(self, tokens: Tensor, recipe_hint: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """kind [..., K], facing [..., K, 4], recipe [..., R] and end [..., 2] logits of the
@@ -337,8 +387,10 @@ class FactoredDistribution:
             if greedy:
                 return logits.argmax(dim=-1)
             # inverse CDF with u in (0, 1]: an option of probability 0 is never drawn; several
-            # times cheaper on the CPU than Categorical's exponential draws
-            cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+            # times cheaper on the CPU than Categorical's exponential draws. In float64: a float32
+            # sum rounds up the step of an option of probability 1e-9 to 6e-8 now and then, and
+            # PPO's ratio for such a draw (p = 1e-9 as log_prob computes it) runs into the thousands
+            cdf = torch.softmax(logits.double(), dim=-1).cumsum(dim=-1)
             u = (1.0 - torch.rand_like(cdf[:, :1])) * cdf[:, -1:]
             return (cdf < u).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
 

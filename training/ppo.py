@@ -15,7 +15,7 @@ an episode truncated at `max_steps` is bootstrapped from the value of its final
 observation, a terminated one, "done", from 0), computes GAE, then runs `epochs` passes
 of `minibatches` clipped-PPO minibatches over it: masked factored log-probs
 (`FactoredDistribution`), clipped value loss, entropy bonus, gradient clipping, Adam,
-and a stop once the approximate KL passes `target_kl`. The entropy bonus is the SUM of
+and a stop before any minibatch whose approximate KL passes `target_kl`. The entropy bonus is the SUM of
 the per-head entropies (tile, kind, facing, recipe, end; a head the action does not
 read counts 0), i.e. the entropy of the factored action at the sampled earlier choices,
 averaged over the batch. With `--init`, the first `critic_warmup` updates train the
@@ -39,7 +39,8 @@ all ranks; episode figures are those of rank 0's episodes that ended in the upda
   figure checkpoints/best.pt is kept by;
 - losses/policy, losses/value: clipped surrogate and (clipped) value loss;
 - losses/entropy: summed head entropy; losses/entropy_<head>: each head's mean entropy;
-- losses/approx_kl: mean of (ratio - 1) - log ratio over the last minibatch pass;
+- losses/approx_kl: mean of (ratio - 1) - log ratio of the last minibatch, before its step
+  (a minibatch past `target_kl` is not stepped: the update stops there);
 - losses/clip_fraction: share of samples whose ratio left [1 - clip, 1 + clip];
 - losses/explained_variance: 1 - Var(returns - values) / Var(returns);
 - losses/minibatches: minibatch steps taken (fewer than epochs x minibatches after a KL stop);
@@ -160,7 +161,7 @@ class PPOConfig:
     entropy_end: float = 0.001
     """...and at the end, linearly in between."""
     target_kl: float | None = 0.05
-    """Stop an update's minibatches once the approximate KL exceeds this (None: never)."""
+    """End an update at the first minibatch whose approximate KL exceeds this, before its step (None: never)."""
     max_grad_norm: float = 0.5
     """Global gradient norm clip."""
     norm_adv: bool = True
@@ -474,6 +475,13 @@ def train(config: PPOConfig) -> dict[str, Any]:
                     loss = config.value_coef * value_loss
                 else:
                     loss = policy_loss - entropy_coef * entropy + config.value_coef * value_loss
+                with torch.no_grad():
+                    approx_kl = float(((ratio - 1) - log_ratio).mean())
+                kl = mean_over_ranks(approx_kl, world, device)  # every rank takes the same decision
+                if config.target_kl is not None and kl > config.target_kl and not warmup:
+                    sums["losses/approx_kl"] = kl
+                    stop = True  # before this minibatch's step: the policy stays within reach of the rollout's
+                    break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if world > 1:
@@ -485,7 +493,6 @@ def train(config: PPOConfig) -> dict[str, Any]:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()
                 with torch.no_grad():
-                    approx_kl = float(((ratio - 1) - log_ratio).mean())
                     figures = {
                         "losses/policy": float(policy_loss),
                         "losses/value": float(value_loss),
@@ -496,11 +503,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
                 for key, value in figures.items():
                     sums[key] = sums.get(key, 0.0) + value
                 count += 1
-                kl = mean_over_ranks(approx_kl, world, device)
                 sums["losses/approx_kl"] = kl  # the latest minibatch's
-                if config.target_kl is not None and kl > config.target_kl and not warmup:
-                    stop = True
-                    break
             if stop:
                 break
         t_update = time.perf_counter() - tick
