@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from shared_schema.entities import Entity
+from shared_schema.world import Channel
 from training.env import PLACEABLE, FactoryVectorEnv
 from training.env.core import to_action
+from training.lessons import generate
 from training.model import ASSEMBLER, FactoredDistribution, ModelConfig, Policy
 
 
@@ -89,3 +92,33 @@ def test_from_features_gives_what_the_full_heads_give(batch: tuple[FactoryVector
         assert torch.allclose(full.log_prob(action), lazy.log_prob(action), atol=1e-5)
         for head, entropy in full.entropy(action).items():
             assert torch.allclose(entropy, lazy.entropy(action)[head], atol=1e-5), head
+
+
+def test_the_policy_is_told_where_each_item_goes_and_what_is_still_to_make() -> None:
+    policy = Policy(ModelConfig(width=8, conv_blocks=1, heads=1))
+    assert policy.recipe_hint is not None
+
+    def roles(world: np.ndarray) -> np.ndarray:
+        return policy.recipe_hint(torch.as_tensor(world[None]))[1][0].numpy()  # [ROLES, H, W]
+
+    def at(world: np.ndarray, entity: Entity) -> np.ndarray:
+        return world[Channel.ENTITY] == entity
+
+    belts, machine, trial = generate("belt-routing", 7, 11), generate("machine", 7, 11), generate("trial-2", 7, 11)
+    direct = roles(belts.task.data)
+    assert (direct[0][at(belts.task.data, Entity.SOURCE)] == 1).all()  # the source's item goes to the sink
+    assert direct[1:].max() == 0  # and nothing is to be made, split or merged
+    split, merge = generate("split", 7, 11).task.data, generate("merge", 7, 11).task.data
+    assert roles(split)[3][at(split, Entity.SOURCE)].min() > 0  # two sinks take the source's item
+    assert roles(merge)[4][at(merge, Entity.SINK)].min() > 0  # two sources carry the sink's item
+    made = roles(machine.task.data)
+    assert (made[0][at(machine.task.data, Entity.SOURCE)] == 0).all()
+    assert (made[1][at(machine.task.data, Entity.SOURCE)] == 1).all()  # every source feeds the machine
+    assert (made[2][at(machine.task.data, Entity.SINK)] == 1).all()  # the sink's item must be made
+    assert (made[5:7] == 1).all()  # so far no machine makes it
+    assert machine.solution is not None
+    built = roles(machine.solution.data)
+    assert (built[5] == 1).all() and (built[6:] == 0).all()  # the built machine makes it
+    deep = roles(trial.task.data)
+    assert deep[7].max() > 0  # a trial's intermediate items must be made too
+    assert (deep[1][at(trial.task.data, Entity.SOURCE)] == 1).all()

@@ -17,6 +17,8 @@ from training import sft
 from training.checkpoint import load
 from training.env.core import PLACEABLE, anchor_masks, to_action
 from training.env.supply import prepare, training_seed
+from training.evaluate import SOLVED, score_layout
+from training.expert import expert_layout
 from training.lessons import HELD_OUT_SEEDS
 from training.model import ModelConfig
 from training.sft import LessonPool, SFTConfig, draw_sample, flow_keys, parse_config, solution_actions, train
@@ -39,6 +41,8 @@ def test_a_sample_and_the_rest_of_its_order_rebuild_the_solution(kind: str) -> N
     rng = np.random.default_rng(0)
     for index in range(3):
         prepared = prepare(kind, training_seed(index), 11)
+        if kind in SFTConfig().expert_kinds:
+            prepared = sft.expert_solution(prepared)
         solution = prepared.lesson.solution
         assert solution is not None
         actions = solution_actions(prepared)
@@ -57,6 +61,16 @@ def test_a_sample_and_the_rest_of_its_order_rebuild_the_solution(kind: str) -> N
                 assert placing is not None
                 apply(built, placing)
             assert built == solution
+
+
+def test_machine_lessons_imitate_the_experts_layout_which_solves_them() -> None:
+    for index in range(3):
+        prepared = prepare("machine", training_seed(index), 11)
+        lesson = sft.expert_solution(prepared).lesson
+        expert = expert_layout(lesson.task, lesson.protected)
+        assert expert is not None and lesson.solution == expert
+        assert score_layout(lesson, lesson.solution) >= SOLVED
+        assert lesson.task == prepared.lesson.task and lesson.best == prepared.lesson.best  # the same task
 
 
 def test_flow_order_builds_from_the_sources_towards_the_sinks() -> None:
@@ -79,6 +93,21 @@ def test_flow_order_builds_machines_and_splitters_first() -> None:
         order = np.argsort(keys, kind="stable")
         hubs = int((actions[:, 1] == hub).sum())
         assert hubs >= 1 and (actions[order[:hubs], 1] == hub).all()
+
+
+def test_in_a_random_order_a_machine_or_splitter_still_to_build_comes_next() -> None:
+    pool = LessonPool(("machine", "split"), 11, 4, np.random.default_rng(1))
+    batch = sft.make_batch(pool, 96, np.random.default_rng(2), flow_order=0.0)
+    tiles = batch.next.shape[1] - 1
+    waiting_hub = 0
+    for b in range(len(batch.next)):
+        hubs = batch.todo[b, :tiles] & np.isin(batch.labels[b, :, 0], sft.HUB_KINDS)
+        if hubs.any():
+            waiting_hub += 1
+            assert (batch.next[b, :tiles] == hubs).all()  # the hubs, and nothing else, are right
+        else:
+            assert (batch.next[b] == batch.todo[b]).all()  # then any entity still to build is
+    assert 0 < waiting_hub < len(batch.next)
 
 
 def test_a_tiny_run_writes_its_folder_and_checkpoints(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ The loss has two parts, both under the env's own action mask of the sample's wor
 (`training.env.core.anchor_masks`, through `FactoredDistribution`), so the policy
 learns only among legal actions, exactly as it will act in the env:
 - the tile: -log of the probability of the right tiles (the anchors of the entities
-  next in the order, ties included; any remaining one in a random order; "done" when
-  all are built);
+  next in the order, ties included; in a random order, any assembling machine or
+  splitter still to build, else any remaining entity; "done" when all are built). So
+  wherever a partial layout lacks its machine, even one the policy built in its own
+  order, the machine is what comes next;
 - the kind, facing, recipe and end heads: cross-entropy at the anchor of every entity
   still to build, not only the next one. One forward pass so teaches a dozen
   placements: the heads learn the whole layout the expert would finish.
@@ -18,8 +20,11 @@ learns only among legal actions, exactly as it will act in the env:
 Lessons come from a pool (`pool` per kind, training seeds only: `supply.training_seed`
 skips `HELD_OUT_SEEDS`); each step replaces `refresh` of them with fresh seeds, so
 generation costs a few milliseconds per step and the stream still moves on (a
-lesson serves about pool * kinds / refresh steps). Every `val_every` steps the policy
-plays greedy rollouts on `val_seeds` held-out seeds per kind (`training.evaluate`,
+lesson serves about pool * kinds / refresh steps). For `expert_kinds` (the machine
+lessons) the solution imitated is the expert's own layout (`expert_solution`): their
+generator puts the machine at random, the expert by a rule the policy can learn; the
+expert is slow, so these lessons are refreshed at `expert_refresh` of the rate. Every
+`val_every` steps the policy plays greedy rollouts on `val_seeds` held-out seeds per kind (`training.evaluate`,
 the same code as `python -m training.evaluate`); `best.pt` keeps the best mean score,
 `latest.pt` the last state. Configuration: `SFTConfig`, from its defaults < a YAML
 file (`--config`) < command-line flags.
@@ -57,14 +62,17 @@ from shared_schema.world import Channel
 from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
-from training.env.supply import Prepared, prepare, training_seed
-from training.evaluate import validation
+from training.env.supply import Prepared, prepare, solution_parts, training_seed
+from training.evaluate import SOLVED, score_layout, validation
+from training.expert import expert_layout
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
 from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
 from training.runs import Run
 
 LESSON_KINDS = tuple(k for k in KINDS if k not in TRIAL_KINDS)  # trials have no solution to imitate
+HUBS = (Entity.ASSEMBLER, Entity.SPLITTER)  # what the routes lead to: built first
+HUB_KINDS = tuple(PLACEABLE.index(hub) for hub in HUBS)  # as the env's action kinds
 
 
 @dataclass
@@ -98,6 +106,11 @@ class SFTConfig:
     """Share of samples built in flow order (nearest the sources first) rather than in a random order."""
     refresh: int = 4
     """Pool lessons replaced by fresh training seeds each step (0: a fixed pool)."""
+    expert_kinds: tuple[str, ...] = ("machine", "machine-row")
+    """Kinds whose imitated solution is the expert's own layout (`expert_solution`), not the generator's."""
+    expert_refresh: float = 0.25
+    """Rate at which lessons of `expert_kinds` are refreshed, relative to `refresh` (the expert
+    takes a tenth of a second or more per lesson)."""
     val_every: int = 250
     """Validate (greedy rollouts on held-out seeds) every this many steps, and at the end."""
     val_seeds: int = 5
@@ -142,16 +155,39 @@ def flow_keys(prepared: Prepared) -> np.ndarray:
     closeness = distance_hints(prepared.lesson.task.data[None])[0, 1].ravel()
     assert prepared.lesson.solution is not None
     kinds = prepared.lesson.solution.data[Channel.ENTITY].ravel()
-    hubs = (Entity.ASSEMBLER, Entity.SPLITTER)
-    return np.array([-closeness[part].max() - 2.0 * (kinds[part[0]] in hubs) for part in prepared.parts])
+    return np.array([-closeness[part].max() - 2.0 * (kinds[part[0]] in HUBS) for part in prepared.parts])
+
+
+def expert_solution(prepared: Prepared) -> Prepared:
+    """`prepared` with the expert's own layout as its solution, when it has one that solves
+    the lesson. The machine lessons' generator puts the machine anywhere it wires up, so
+    where it stands cannot be told from the task; the expert puts it by a rule (the free
+    spot nearest the markers that wires up), which a policy can learn."""
+    lesson = prepared.lesson
+    layout = expert_layout(lesson.task, lesson.protected)
+    if layout is None or score_layout(lesson, layout) < SOLVED:
+        return prepared
+    relabelled = replace(lesson, solution=layout)
+    return replace(prepared, lesson=relabelled, parts=solution_parts(relabelled))
 
 
 class LessonPool:
-    """`per_kind` lessons of each kind with their solution actions and flow keys;
-    `refresh(n)` swaps n of them for lessons of fresh training seeds (never held out)."""
+    """`per_kind` lessons of each kind with their solution actions and flow keys (the
+    expert's layout for `expert_kinds`); `refresh(n)` swaps about n of them for lessons
+    of fresh training seeds (never held out), those of `expert_kinds` at `expert_refresh`
+    of the rate."""
 
-    def __init__(self, kinds: tuple[str, ...], size: int, per_kind: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        kinds: tuple[str, ...],
+        size: int,
+        per_kind: int,
+        rng: np.random.Generator,
+        expert_kinds: tuple[str, ...] = (),
+        expert_refresh: float = 1.0,
+    ) -> None:
         self.kinds, self.size, self.rng = kinds, size, rng
+        self.expert_kinds, self.expert_refresh = expert_kinds, expert_refresh
         self.next_seed = int(rng.integers(1_000_000))  # where this run's stream of training seeds starts
         self.seeds_used: set[int] = set()
         self.slots: list[tuple[Prepared, np.ndarray, np.ndarray]] = [
@@ -165,11 +201,15 @@ class LessonPool:
             raise AssertionError(f"training drew held-out seed {seed}")
         self.seeds_used.add(seed)
         prepared = prepare(kind, seed, self.size)
+        if kind in self.expert_kinds:
+            prepared = expert_solution(prepared)
         return prepared, solution_actions(prepared), flow_keys(prepared)
 
     def refresh(self, count: int) -> None:
         for i in self.rng.choice(len(self.slots), min(count, len(self.slots)), replace=False):
-            self.slots[i] = self._fresh(self.slots[i][0].lesson.kind)
+            kind = self.slots[i][0].lesson.kind
+            if kind not in self.expert_kinds or self.rng.random() < self.expert_refresh:
+                self.slots[i] = self._fresh(kind)
 
 
 def draw_sample(
@@ -224,7 +264,11 @@ def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator, flow
             continue
         left = actions[remaining]
         todo[b, left[:, 0]] = True
-        next_[b, left[keys[remaining] == keys[target], 0] if in_flow else left[:, 0]] = True
+        if in_flow:
+            next_[b, left[keys[remaining] == keys[target], 0]] = True
+        else:  # a hub still to build comes before the rest, whatever stands already
+            hubs = np.isin(left[:, 1], HUB_KINDS)
+            next_[b, left[hubs, 0] if hubs.any() else left[:, 0]] = True
         labels[b, left[:, 0]] = left[:, 1:]
     stacked = np.stack(worlds)
     masks = anchor_masks(stacked)
@@ -284,6 +328,8 @@ def run_progress(step: int, seconds: float, config: SFTConfig) -> float:
 def train(config: SFTConfig) -> dict[str, Any]:
     """Run SFT as configured; returns the summary it also writes to the run folder."""
     check_lessons(config.size, config.kinds)
+    if config.expert_kinds:
+        check_lessons(config.size, config.expert_kinds)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -301,7 +347,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
         save(run.checkpoints / path, policy, **state, **extra, optimizer=optimizer.state_dict())
 
     start = last_time = time.perf_counter()
-    pool = LessonPool(config.kinds, config.size, config.pool, rng)
+    pool = LessonPool(config.kinds, config.size, config.pool, rng, config.expert_kinds, config.expert_refresh)
 
     def next_batch() -> Batch:  # runs in the prefetch thread, which alone touches pool and rng
         pool.refresh(config.refresh)

@@ -61,14 +61,19 @@ def prepare(kind: str, seed: int, size: int) -> Prepared:
         raise ValueError(f"lesson {kind} seed {seed}: needs 1 to {MAX_SINKS} sinks with positive best rates")
     best = np.ones(MAX_SINKS)
     best[:n] = lesson.best
+    task_rates = sink_rates_batch(lesson.task.data[None])[0][0]
+    return Prepared(lesson, best, task_rates, solution_parts(lesson))
+
+
+def solution_parts(lesson: Lesson) -> tuple[np.ndarray, ...]:
+    """Flat tile indices of each entity the lesson's solution adds (none for trials)."""
     parts = []
     if lesson.solution is not None:
-        data = lesson.solution.data
+        data, size = lesson.solution.data, lesson.solution.width
         for entity, x, y in lesson.solution_entities:
             w, h = footprint(entity, int(data[Channel.FACING, y, x]))
             parts.append(np.array([(y + dy) * size + x + dx for dy in range(h) for dx in range(w)]))
-    task_rates = sink_rates_batch(lesson.task.data[None])[0][0]
-    return Prepared(lesson, best, task_rates, tuple(parts))
+    return tuple(parts)
 
 
 def training_seed(index: int) -> int:
