@@ -50,8 +50,9 @@ from shared_schema.grid import render_grid
 from shared_schema.messages import PlanRequest, PlanResponse, SinkResult, placements_from_world
 from shared_schema.placement import Action, apply
 from shared_schema.world import Channel, World
-from training.env.core import ENDS, PLACEABLE, anchor_masks, n_recipes, place, reasons
-from training.onnx_policy import HeadArrays, OnnxPolicy, choose
+from training.env.core import ENDS, PLACEABLE, n_recipes
+from training.evaluate import rollout
+from training.onnx_policy import OnnxPolicy
 from training.sim import power_mean_score, sink_rates_batch
 from training.sim.engine import MAX_SINKS
 from training.sim.paths import on_path
@@ -182,34 +183,7 @@ def prepare(request: PlanRequest) -> tuple[World, list[float]]:
     return request.to_world(catalog), sink_bounds(request)
 
 
-# ---------------------------------------------------------------------------- rollouts
-
-
-def rollouts(
-    heads: Callable[[np.ndarray], HeadArrays],
-    task: World,
-    count: int,
-    rng: np.random.Generator | None,
-    deadline: float = float("inf"),
-) -> np.ndarray | None:
-    """`count` rollouts of a policy from `task` stepped together as the env steps them
-    (greedy when `rng` is None, else sampled from it): int16[count, 6, H, W] final
-    worlds, or None when `deadline` (time.perf_counter) passed before all were done."""
-    worlds = np.ascontiguousarray(np.repeat(task.data[None], count, axis=0))
-    h, w = task.height, task.width
-    active = np.arange(count)
-    for _ in range(h * w // 2):
-        if not len(active):
-            break
-        if time.perf_counter() > deadline:
-            return None
-        current = worlds[active]
-        actions = choose(heads(current), anchor_masks(current), greedy=rng is None, rng=rng)
-        placing = actions[:, 0] < h * w
-        active, actions = active[placing], actions[placing]
-        legal = reasons(worlds, active, actions) == -1  # always, with the masks; kept as the env keeps it
-        place(worlds, active[legal], actions[legal])
-    return worlds
+# ---------------------------------------------------------------------------- replay and pruning
 
 
 def replay(task: World, layout: World) -> None:
@@ -351,7 +325,7 @@ class Planner:
     def _candidates(self, task: World, mode: str, seed: int, deadline: float) -> tuple[np.ndarray, bool]:
         """Greedy rollout first (always run in full), then in search mode the sampled
         batches in order until they are done or the deadline passes."""
-        greedy = rollouts(self.policy.heads, task, 1, None)
+        greedy = rollout(self.policy.heads, task.data[None])
         assert greedy is not None  # no deadline: it always finishes
         found = [greedy]
         if mode == "search":
@@ -359,7 +333,7 @@ class Planner:
                 count = min(SEARCH_BATCH, self.search_rollouts - j * SEARCH_BATCH)
                 # numpy seeds are non-negative: the seed's low 64 bits, two's complement for negatives
                 rng = np.random.default_rng([seed & (2**64 - 1), j])
-                batch = rollouts(self.policy.heads, task, count, rng, deadline)
+                batch = rollout(self.policy.heads, np.repeat(task.data[None], count, axis=0), rng, deadline=deadline)
                 if batch is None:
                     return np.concatenate(found), True
                 found.append(batch)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from shared_schema.world import World
 from training.evaluate import main, ordered_kinds
 from training.lessons import KINDS, TRIAL_KINDS
 
@@ -94,7 +96,8 @@ def test_rollout_plays_as_the_env_steps(tiny_policy: tuple[Path, Path]) -> None:
 
     policy = OnnxPolicy(tiny_policy[1])
     lessons = [generate(kind, HELD_OUT_SEEDS[i], 11) for i, kind in enumerate(["belt-routing", "machine", "merge"])]
-    worlds = rollout(policy.heads, lessons)
+    worlds = rollout(policy.heads, np.stack([lesson.task.data for lesson in lessons]))
+    assert worlds is not None
     env = FactoryEnv(size=11)
     for lesson, world in zip(lessons, worlds, strict=True):
         obs, info = env.reset(options={"kind": lesson.kind, "seed": lesson.seed})
@@ -103,5 +106,29 @@ def test_rollout_plays_as_the_env_steps(tiny_policy: tuple[Path, Path]) -> None:
             action = choose(policy.heads(obs["world"][None]), obs["action_mask"][None])[0]
             obs, _, terminated, truncated, info = env.step(action)
             ended = terminated or truncated
-        assert (obs["world"] == world.data).all()
-        assert info["score"] == pytest.approx(score_layout(lesson, world))
+        assert (obs["world"] == world).all()
+        assert info["score"] == pytest.approx(score_layout(lesson, World(world)))
+
+
+def test_search_keeps_the_best_of_the_greedy_and_the_sampled_rollouts(
+    tiny_policy: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.evaluate import policy_planner, score_layout, search_planner
+    from training.lessons import HELD_OUT_SEEDS, generate
+    from training.onnx_policy import OnnxPolicy
+
+    heads = OnnxPolicy(tiny_policy[1]).heads
+    lessons = [generate("belt-routing", seed, 8) for seed in HELD_OUT_SEEDS[:6]]
+    greedy = [score_layout(lesson, w) for lesson, w in zip(lessons, policy_planner(heads)(lessons), strict=True)]
+    found = search_planner(heads, 8)(lessons)
+    searched = [score_layout(lesson, w) for lesson, w in zip(lessons, found, strict=True)]
+    assert all(s >= g for s, g in zip(searched, greedy, strict=True))
+    again = search_planner(heads, 8)(lessons)  # the same seed, the same answer
+    assert all(a is not None and b is not None and a == b for a, b in zip(again, found, strict=True))
+    args = ["--policy", str(tiny_policy[1]), "--seeds", "2", "--kinds", "one-belt", "--search", "4"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["policy"] == f"{tiny_policy[1]} (search 4)"
+    with pytest.raises(SystemExit):
+        main([*args[:-1], "-1"])
+    assert "--search must be 0 or more" in capsys.readouterr().err

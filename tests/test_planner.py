@@ -261,16 +261,16 @@ def test_a_policy_for_another_catalog_is_refused(
 
 
 def test_sampled_rollouts_follow_their_seed(planner: Planner) -> None:
-    from server.planner import rollouts
+    from training.evaluate import rollout
 
-    task = generate("machine", 2, 8).task
+    tasks = np.repeat(generate("machine", 2, 8).task.data[None], 4, axis=0)
     heads = planner.policy.heads
-    a, b = (rollouts(heads, task, 4, np.random.default_rng(s)) for s in (0, 1))
+    a, b = (rollout(heads, tasks, np.random.default_rng(s)) for s in (0, 1))
     assert a is not None and b is not None
-    again = rollouts(heads, task, 4, np.random.default_rng(0))
+    again = rollout(heads, tasks, np.random.default_rng(0))
     assert again is not None and np.array_equal(a, again)
     assert not np.array_equal(a, b)
-    assert rollouts(heads, task, 4, np.random.default_rng(0), deadline=0.0) is None
+    assert rollout(heads, tasks, np.random.default_rng(0), deadline=0.0) is None
 
 
 def test_a_task_the_expert_cannot_build_still_gets_an_answer(planner: Planner) -> None:

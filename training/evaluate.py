@@ -1,6 +1,6 @@
 """Score a planner on held-out lessons: mean normalised score per lesson kind and trial depth.
 
-    python -m training.evaluate --policy expert|CKPT.pt|POLICY.onnx [--seeds 100] [--size 11]
+    python -m training.evaluate --policy expert|CKPT.pt|POLICY.onnx [--seeds 100] [--size 11] [--search N]
         [--kinds K ...] [--markdown table.md] [--jsonl scores.jsonl] [--png chart.png] [--compare-expert]
 
 Every kind is scored on the same held-out seeds (`HELD_OUT_SEEDS`, never used for
@@ -9,10 +9,12 @@ training checkpoint or an ONNX export) plays greedy rollouts from the bare task
 (prefill 0): all seeds of a kind at once, one placement per step with the env's own
 masks, validator and placement (`training.env.core`), until it says "done" or the
 env's step limit (size * size // 2 steps); its score is the final world's, as the env
-reports it. Prints one JSON line per kind and a table; `--markdown` also writes the
-table as Markdown (the README's); `--png` draws the mean score per kind as bars, with
-the expert's beside them when `--compare-expert` is given (which also scores the
-expert and prints its lines and table).
+reports it. With `--search N` it keeps, per task, the best of its greedy rollout and N
+sampled ones as scored in the mimic (the server's search mode without a time budget).
+Prints one JSON line per kind and a table; `--markdown` also writes the table as
+Markdown (the README's); `--png` draws the mean score per kind as bars, with the
+expert's beside them when `--compare-expert` is given (which also scores the expert and
+prints its lines and table).
 """
 
 from __future__ import annotations
@@ -71,28 +73,70 @@ def one_by_one(planner: Planner) -> BatchPlanner:
     return lambda lessons: [planner(lesson) for lesson in lessons]
 
 
-def rollout(heads: HeadsFn, lessons: Sequence[Lesson], max_steps: int | None = None) -> list[World]:
-    """Greedy rollouts of a policy from each lesson's bare task, as the env steps them:
-    one placement per step (an illegal one changes nothing), until "done" or `max_steps`
-    (default: the env's, size * size // 2). All lessons share one grid size."""
-    worlds = np.ascontiguousarray(np.stack([lesson.task.data for lesson in lessons]))
+def rollout(
+    heads: HeadsFn,
+    worlds: np.ndarray,
+    rng: np.random.Generator | None = None,
+    max_steps: int | None = None,
+    deadline: float = float("inf"),
+) -> np.ndarray | None:
+    """Rollouts of a policy from each of `worlds` (int16[B, 6, H, W]) stepped together as
+    the env steps them: one placement per step with the env's own masks (an illegal one
+    would change nothing), until "done" or `max_steps` (default: the env's, H * W // 2);
+    greedy when `rng` is None, else sampled from it. The final worlds, or None when
+    `deadline` (a time.perf_counter time) passed before all were done."""
+    worlds = np.array(worlds, copy=True, order="C")
     h, w = worlds.shape[2:]
     steps = h * w // 2 if max_steps is None else max_steps
-    active = np.arange(len(lessons))
+    active = np.arange(len(worlds))
     for _ in range(steps):
         if not len(active):
             break
+        if time.perf_counter() > deadline:
+            return None
         current = worlds[active]
-        actions = choose(heads(current), anchor_masks(current), greedy=True)
+        actions = choose(heads(current), anchor_masks(current), greedy=rng is None, rng=rng)
         placing = actions[:, 0] < h * w
         active, actions = active[placing], actions[placing]
         legal = reasons(worlds, active, actions) == -1
         place(worlds, active[legal], actions[legal])
-    return [World(world) for world in worlds]
+    return worlds
+
+
+def _tasks(lessons: Sequence[Lesson]) -> np.ndarray:
+    return np.stack([lesson.task.data for lesson in lessons])
 
 
 def policy_planner(heads: HeadsFn) -> BatchPlanner:
-    return lambda lessons: list[World | None](rollout(heads, lessons))
+    """Greedy rollouts from each lesson's bare task (all lessons share one grid size)."""
+
+    def plan(lessons: Sequence[Lesson]) -> list[World | None]:
+        worlds = rollout(heads, _tasks(lessons))
+        assert worlds is not None  # no deadline
+        return [World(world) for world in worlds]
+
+    return plan
+
+
+def search_planner(heads: HeadsFn, samples: int, seed: int = 0) -> BatchPlanner:
+    """Per lesson, the greedy rollout and `samples` sampled ones, each scored in the
+    mimic: the best (the greedy one, then the earliest, on ties). The server's search
+    mode without its time budget."""
+
+    def plan(lessons: Sequence[Lesson]) -> list[World | None]:
+        tasks = _tasks(lessons)
+        greedy = rollout(heads, tasks)
+        sampled = rollout(heads, np.repeat(tasks, samples, axis=0), np.random.default_rng(seed))
+        assert greedy is not None and sampled is not None  # no deadline
+        chosen: list[World | None] = []
+        for i, lesson in enumerate(lessons):
+            candidates = np.concatenate((greedy[i : i + 1], sampled[i * samples : (i + 1) * samples]))
+            rates, counts = sink_rates_batch(candidates)
+            scores = [power_mean_score(rates[c, : counts[c]], lesson.best) for c in range(len(candidates))]
+            chosen.append(World(candidates[int(np.argmax(scores))]))
+        return chosen
+
+    return plan
 
 
 def torch_heads(policy: Policy) -> HeadsFn:
@@ -112,8 +156,9 @@ def torch_heads(policy: Policy) -> HeadsFn:
     return run
 
 
-def load_planner(spec: str) -> BatchPlanner:
-    """'expert', a training checkpoint (.pt) or an ONNX export (.onnx)."""
+def load_planner(spec: str, search: int = 0) -> BatchPlanner:
+    """'expert', a training checkpoint (.pt) or an ONNX export (.onnx); a policy plays
+    greedily, or searches over `search` sampled rollouts beside the greedy one."""
     if spec in PLANNERS:
         return one_by_one(PLANNERS[spec])
     path = Path(spec)
@@ -122,11 +167,13 @@ def load_planner(spec: str) -> BatchPlanner:
     if path.suffix == ".onnx":
         from training.onnx_policy import OnnxPolicy
 
-        return policy_planner(OnnxPolicy(path).heads)
-    from training.checkpoint import load
+        heads = OnnxPolicy(path).heads
+    else:
+        from training.checkpoint import load
 
-    policy, _ = load(path)
-    return policy_planner(torch_heads(policy))
+        policy, _ = load(path)
+        heads = torch_heads(policy)
+    return search_planner(heads, search) if search > 0 else policy_planner(heads)
 
 
 def score_layout(lesson: Lesson, layout: World | None) -> float:
@@ -243,9 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jsonl", type=Path, help="also write the JSON lines here")
     parser.add_argument("--png", type=Path, help="also draw the mean score per kind as a bar chart here")
     parser.add_argument("--compare-expert", action="store_true", help="also score the expert, beside it in the chart")
+    parser.add_argument(
+        "--search",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a policy keeps the best of its greedy and N sampled rollouts",
+    )
     args = parser.parse_args(argv)
+    if args.search < 0:
+        parser.error(f"--search must be 0 or more, not {args.search}")
     try:
-        planner = load_planner(args.policy)
+        planner = load_planner(args.policy, args.search)
     except Exception as error:  # an unknown name or a file that is not a policy
         parser.error(str(error))
     if not 1 <= args.seeds <= len(HELD_OUT_SEEDS):
@@ -255,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = args.kinds or ordered_kinds()
     seeds = list(HELD_OUT_SEEDS[: args.seeds])
     console = Console(stderr=True)
-    planners = {args.policy: planner}
+    planners = {f"{args.policy} (search {args.search})" if args.search else args.policy: planner}
     if args.compare_expert and args.policy != "expert":
         planners["expert"] = one_by_one(expert_planner)
     scores, lines = {}, []
