@@ -164,6 +164,7 @@ def load_planner(spec: str, search: int = 0) -> BatchPlanner:
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"unknown policy {spec!r}: neither {', '.join(PLANNERS)} nor a file")
+    heads: HeadsFn
     if path.suffix == ".onnx":
         from training.onnx_policy import OnnxPolicy
 
