@@ -11,17 +11,24 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from server.app import DEFAULT_POLICY, Settings, create_app
-from server.planner import DEFAULT_SEARCH_ROLLOUTS, Planner, PolicyLoadError
+from server.planner import DEFAULT_SEARCH_BEAM, DEFAULT_SEARCH_ROLLOUTS, Planner, PolicyLoadError
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    return parse
+
+
+_positive, _not_negative = _at_least(1), _at_least(0)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"sampled rollouts per plan in search mode, besides the greedy one (default {DEFAULT_SEARCH_ROLLOUTS})",
     )
     p.add_argument(
+        "--search-beam",
+        type=_not_negative,
+        default=DEFAULT_SEARCH_BEAM,
+        help=f"beam width per plan in search mode, run before sampling (default {DEFAULT_SEARCH_BEAM}, 0: none)",
+    )
+    p.add_argument(
         "--max-body-bytes", type=_positive, default=Settings.max_body_bytes, help="largest request body accepted"
     )
     p.add_argument("--no-expert", action="store_true", help="do not run the expert on every request for comparison")
@@ -60,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         policy_path=args.policy,
         max_body_bytes=args.max_body_bytes,
         search_rollouts=args.search_rollouts,
+        search_beam=args.search_beam,
         onnx_threads=args.threads,
         compare_expert=not args.no_expert,
     )

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.metrics import Metrics, RequestMetrics
-from server.planner import DEFAULT_SEARCH_ROLLOUTS, PlanInputError, Planner
+from server.planner import DEFAULT_SEARCH_BEAM, DEFAULT_SEARCH_ROLLOUTS, PlanInputError, Planner
 from shared_schema import SCHEMA_VERSION
 from shared_schema.messages import SUPPORTED_SCHEMA_VERSIONS, PlanRequest, PlanResponse
 
@@ -46,6 +46,7 @@ class Settings:
     policy_path: Path = DEFAULT_POLICY  # the exported ONNX policy
     max_body_bytes: int = 128 * 1024  # a 32x32 region with every tile listed as blocked is about 25 KiB
     search_rollouts: int = DEFAULT_SEARCH_ROLLOUTS  # sampled rollouts in search mode, besides the greedy one
+    search_beam: int = DEFAULT_SEARCH_BEAM  # width of the beam search in search mode (0: none)
     onnx_threads: int | None = None  # onnxruntime intra-op threads per worker (None: its default)
     compare_expert: bool = True  # also run the expert on every request and report its score
     warm_up: bool = True  # plan a small task at start so the first request does not pay for loading kernels
@@ -234,6 +235,7 @@ def create_app(
                 settings.policy_path,
                 threads=settings.onnx_threads,
                 search_rollouts=settings.search_rollouts,
+                search_beam=settings.search_beam,
                 compare_expert=settings.compare_expert,
             )
             log.info("loaded policy %s from %s", state.planner.name, settings.policy_path)

@@ -10,7 +10,8 @@
 2. The expert (`training.expert`) on the same task, for comparison (`expert_score`).
 3. The layout, by `options.mode`:
    - `greedy`: one rollout of the policy, its first choice at every step;
-   - `search`: the greedy rollout, then `search_rollouts` sampled ones in batches of
+   - `search`: the greedy rollout, the layouts of a beam search of width `search_beam`
+     (`training.evaluate.beam_rollout`), then `search_rollouts` sampled rollouts in batches of
      `SEARCH_BATCH`, batch j drawing from its own stream seeded by (seed, j). The
      time budget only stops the search early, between batches or steps, as a safety
      limit: the answer depends on the request and seed alone whenever the budget is
@@ -51,7 +52,7 @@ from shared_schema.messages import PlanRequest, PlanResponse, SinkResult, placem
 from shared_schema.placement import Action, apply
 from shared_schema.world import Channel, World
 from training.env.core import ENDS, PLACEABLE, n_recipes
-from training.evaluate import rollout
+from training.evaluate import beam_rollout, rollout
 from training.onnx_policy import OnnxPolicy
 from training.sim import power_mean_score, sink_rates_batch
 from training.sim.engine import MAX_SINKS
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 
 SEARCH_BATCH = 8  # sampled rollouts stepped together; fixed, so a batch's stream never depends on timing
 DEFAULT_SEARCH_ROLLOUTS = 16  # sampled rollouts besides the greedy one: at most ~0.5 s at 11x11 on one core
+DEFAULT_SEARCH_BEAM = 4  # width of the beam search run before the sampled rollouts (0: none)
 EXPERT_NAME = "expert"
 
 
@@ -242,10 +244,11 @@ class Planner:
         *,
         threads: int | None = None,
         search_rollouts: int = DEFAULT_SEARCH_ROLLOUTS,
+        search_beam: int = DEFAULT_SEARCH_BEAM,
         compare_expert: bool = True,
     ) -> None:
         self.path = Path(path)
-        self.search_rollouts = search_rollouts
+        self.search_rollouts, self.search_beam = search_rollouts, search_beam
         self.compare_expert = compare_expert
         self.policy = _open(self.path, threads)
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
@@ -323,12 +326,17 @@ class Planner:
         return Plan(response, candidates=len(candidates), budget_hit=budget_hit)
 
     def _candidates(self, task: World, mode: str, seed: int, deadline: float) -> tuple[np.ndarray, bool]:
-        """Greedy rollout first (always run in full), then in search mode the sampled
-        batches in order until they are done or the deadline passes."""
+        """Greedy rollout first (always run in full), then in search mode the beam search
+        and the sampled batches in order until they are done or the deadline passes."""
         greedy = rollout(self.policy.heads, task.data[None])
         assert greedy is not None  # no deadline: it always finishes
         found = [greedy]
         if mode == "search":
+            if self.search_beam:
+                beamed = beam_rollout(self.policy.heads, task.data, self.search_beam, deadline=deadline)
+                if beamed is None:
+                    return greedy, True
+                found.append(beamed)
             for j in range((self.search_rollouts + SEARCH_BATCH - 1) // SEARCH_BATCH):
                 count = min(SEARCH_BATCH, self.search_rollouts - j * SEARCH_BATCH)
                 # numpy seeds are non-negative: the seed's low 64 bits, two's complement for negatives

@@ -132,3 +132,25 @@ def test_search_keeps_the_best_of_the_greedy_and_the_sampled_rollouts(
     with pytest.raises(SystemExit):
         main([*args[:-1], "-1"])
     assert "--search must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_beam_of_width_one_is_the_greedy_rollout_and_wider_beams_stay_legal(tiny_policy: tuple[Path, Path]) -> None:
+    from server.planner import replay
+    from training.evaluate import beam_rollout, rollout
+    from training.lessons import HELD_OUT_SEEDS, generate
+    from training.onnx_policy import OnnxPolicy
+
+    heads = OnnxPolicy(tiny_policy[1]).heads
+    for kind in ("belt-routing", "machine"):
+        task = generate(kind, HELD_OUT_SEEDS[0], 8).task
+        greedy = rollout(heads, task.data[None])
+        narrow = beam_rollout(heads, task.data, 1)
+        assert greedy is not None and narrow is not None and np.array_equal(narrow, greedy)
+        wide = beam_rollout(heads, task.data, 4)
+        assert wide is not None and 1 <= len(wide)
+        assert len({w.tobytes() for w in wide}) == len(wide)  # no layout twice
+        for world in wide:
+            replay(task, World(world))  # every entity legal, one at a time, through the shared validator
+        again = beam_rollout(heads, task.data, 4)
+        assert again is not None and np.array_equal(again, wide)
+        assert beam_rollout(heads, task.data, 4, deadline=0.0) is None

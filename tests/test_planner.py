@@ -82,7 +82,8 @@ def test_every_mode_gives_a_legal_verified_layout(planner: Planner, mode: str, k
     assert_verified(request, plan.response)
     assert plan.response.expert_score is not None
     assert plan.response.policy == ("expert" if mode == "expert" else planner.name)
-    assert plan.candidates == {"greedy": 1, "search": 11, "expert": 1}[mode]
+    # search: the greedy rollout, the beam's layouts (at least one) and the 10 sampled rollouts
+    assert plan.candidates >= 12 if mode == "search" else plan.candidates == 1
     assert {"validate", "expert", "mimic", "verify", "encode", "total"} <= set(plan.response.timings_ms)
     if mode == "expert":
         assert plan.response.score == pytest.approx(plan.response.expert_score)
@@ -105,7 +106,8 @@ def test_same_request_and_seed_same_answer(planner: Planner) -> None:
     assert not first.budget_hit and not second.budget_hit
     assert _without_timings(first.response) == _without_timings(second.response)
     # a fresh planner (a restarted server) answers the same
-    again = Planner(planner.path, search_rollouts=planner.search_rollouts).plan(request)
+    restarted = Planner(planner.path, search_rollouts=planner.search_rollouts, search_beam=planner.search_beam)
+    again = restarted.plan(request)
     assert _without_timings(again.response) == _without_timings(first.response)
 
 

@@ -240,7 +240,9 @@ def test_a_missing_policy_fails_the_start(tmp_path: Path) -> None:
 
 
 def test_settings_travel_to_workers_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(policy_path=Path("/x/p.onnx"), search_rollouts=5, onnx_threads=2, compare_expert=False)
+    settings = Settings(
+        policy_path=Path("/x/p.onnx"), search_rollouts=5, search_beam=2, onnx_threads=2, compare_expert=False
+    )
     for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
     assert Settings.from_env() == settings

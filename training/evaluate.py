@@ -1,6 +1,6 @@
 """Score a planner on held-out lessons: mean normalised score per lesson kind and trial depth.
 
-    python -m training.evaluate --policy expert|CKPT.pt|POLICY.onnx [--seeds 100] [--size 11] [--search N]
+    python -m training.evaluate --policy expert|CKPT.pt|POLICY.onnx [--seeds 100] [--size 11] [--search N] [--beam W]
         [--kinds K ...] [--markdown table.md] [--jsonl scores.jsonl] [--png chart.png] [--compare-expert]
 
 Every kind is scored on the same held-out seeds (`HELD_OUT_SEEDS`, never used for
@@ -9,8 +9,9 @@ training checkpoint or an ONNX export) plays greedy rollouts from the bare task
 (prefill 0): all seeds of a kind at once, one placement per step with the env's own
 masks, validator and placement (`training.env.core`), until it says "done" or the
 env's step limit (size * size // 2 steps); its score is the final world's, as the env
-reports it. With `--search N` it keeps, per task, the best of its greedy rollout and N
-sampled ones as scored in the mimic (the server's search mode without a time budget).
+reports it. With `--search N` (and `--beam W`) it keeps, per task, the best of its
+greedy rollout, N sampled ones (and the layouts of a beam search of width W) as scored
+in the mimic: the server's search mode without a time budget.
 Prints one JSON line per kind and a table; `--markdown` also writes the table as
 Markdown (the README's); `--png` draws the mean score per kind as bars, with the
 expert's beside them when `--compare-expert` is given (which also scores the expert and
@@ -37,7 +38,7 @@ from shared_schema.world import World
 from training.env.core import anchor_masks, place, reasons
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, Lesson, generate
 from training.lessons.base import MAX_SIZE, MIN_SIZE
-from training.onnx_policy import HeadArrays, choose
+from training.onnx_policy import HeadArrays, choose, expansions
 from training.sim import power_mean_score, sink_rates_batch
 
 if TYPE_CHECKING:  # this module imports without torch: the expert and ONNX policies need none
@@ -103,6 +104,54 @@ def rollout(
     return worlds
 
 
+def beam_rollout(
+    heads: HeadsFn, task: np.ndarray, width: int, max_steps: int | None = None, deadline: float = float("inf")
+) -> np.ndarray | None:
+    """A beam search of the policy from `task` (int16[6, H, W]): each step every live
+    layout is extended by its `width` most likely tiles (with the greedy rest of each
+    action, `training.onnx_policy.expansions`), and the `width` most likely distinct
+    layouts live on. A layout leaves the beam when "done" is among its kept extensions.
+    The final worlds (the finished layouts, then those alive at `max_steps`, default
+    H * W // 2), or None when `deadline` passed first. The env's masks, validator and
+    placement, as in `rollout`."""
+    h, w = task.shape[1:]
+    steps = h * w // 2 if max_steps is None else max_steps
+    live, log_prob = np.ascontiguousarray(task[None]), np.zeros(1)
+    finished = []
+    for _ in range(steps):
+        if not len(live):
+            break
+        if time.perf_counter() > deadline:
+            return None
+        actions, step_log_prob = expansions(heads(live), anchor_masks(live), width)
+        total = log_prob[:, None] + step_log_prob  # [live, width]
+        order = np.argsort(-total, axis=None, kind="stable")
+        parents, picks = np.unravel_index(order[np.isfinite(total.ravel()[order])], total.shape)
+        grown: list[tuple[np.ndarray, float]] = []
+        seen: set[bytes] = set()
+        for parent, pick in zip(parents, picks, strict=True):
+            if len(grown) == width:
+                break
+            action = actions[parent, pick]
+            if action[0] == h * w:  # "done": this layout is finished
+                finished.append(live[parent])
+                continue
+            child = live[parent : parent + 1].copy()
+            only = np.zeros(1, np.int64)
+            if reasons(child, only, action[None]) == -1:
+                place(child, only, action[None])
+            key = child.tobytes()
+            if key not in seen:  # two orders of the same placements are one layout
+                seen.add(key)
+                grown.append((child[0], total[parent, pick]))
+        if not grown:
+            live = live[:0]
+            break
+        live = np.stack([world for world, _ in grown])
+        log_prob = np.array([score for _, score in grown])
+    return np.stack([*finished, *live]) if finished or len(live) else task[None].copy()
+
+
 def _tasks(lessons: Sequence[Lesson]) -> np.ndarray:
     return np.stack([lesson.task.data for lesson in lessons])
 
@@ -118,10 +167,10 @@ def policy_planner(heads: HeadsFn) -> BatchPlanner:
     return plan
 
 
-def search_planner(heads: HeadsFn, samples: int, seed: int = 0) -> BatchPlanner:
-    """Per lesson, the greedy rollout and `samples` sampled ones, each scored in the
-    mimic: the best (the greedy one, then the earliest, on ties). The server's search
-    mode without its time budget."""
+def search_planner(heads: HeadsFn, samples: int, beam: int = 0, seed: int = 0) -> BatchPlanner:
+    """Per lesson, the greedy rollout, a beam search of width `beam` (0: none) and
+    `samples` sampled rollouts, each scored in the mimic: the best (the earliest on ties,
+    the greedy one first). The server's search mode without its time budget."""
 
     def plan(lessons: Sequence[Lesson]) -> list[World | None]:
         tasks = _tasks(lessons)
@@ -130,7 +179,9 @@ def search_planner(heads: HeadsFn, samples: int, seed: int = 0) -> BatchPlanner:
         assert greedy is not None and sampled is not None  # no deadline
         chosen: list[World | None] = []
         for i, lesson in enumerate(lessons):
-            candidates = np.concatenate((greedy[i : i + 1], sampled[i * samples : (i + 1) * samples]))
+            beamed = beam_rollout(heads, tasks[i], beam) if beam else tasks[:0]
+            assert beamed is not None
+            candidates = np.concatenate((greedy[i : i + 1], beamed, sampled[i * samples : (i + 1) * samples]))
             rates, counts = sink_rates_batch(candidates)
             scores = [power_mean_score(rates[c, : counts[c]], lesson.best) for c in range(len(candidates))]
             chosen.append(World(candidates[int(np.argmax(scores))]))
@@ -156,9 +207,10 @@ def torch_heads(policy: Policy) -> HeadsFn:
     return run
 
 
-def load_planner(spec: str, search: int = 0) -> BatchPlanner:
+def load_planner(spec: str, search: int = 0, beam: int = 0) -> BatchPlanner:
     """'expert', a training checkpoint (.pt) or an ONNX export (.onnx); a policy plays
-    greedily, or searches over `search` sampled rollouts beside the greedy one."""
+    greedily, or searches over a beam of width `beam` and `search` sampled rollouts
+    beside the greedy one."""
     if spec in PLANNERS:
         return one_by_one(PLANNERS[spec])
     path = Path(spec)
@@ -174,7 +226,7 @@ def load_planner(spec: str, search: int = 0) -> BatchPlanner:
 
         policy, _ = load(path)
         heads = torch_heads(policy)
-    return search_planner(heads, search) if search > 0 else policy_planner(heads)
+    return search_planner(heads, search, beam) if search or beam else policy_planner(heads)
 
 
 def score_layout(lesson: Lesson, layout: World | None) -> float:
@@ -298,11 +350,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="a policy keeps the best of its greedy and N sampled rollouts",
     )
+    parser.add_argument(
+        "--beam", type=int, default=0, metavar="W", help="... and the layouts of a beam search of width W"
+    )
     args = parser.parse_args(argv)
-    if args.search < 0:
-        parser.error(f"--search must be 0 or more, not {args.search}")
+    for flag in ("search", "beam"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag} must be 0 or more, not {getattr(args, flag)}")
     try:
-        planner = load_planner(args.policy, args.search)
+        planner = load_planner(args.policy, args.search, args.beam)
     except Exception as error:  # an unknown name or a file that is not a policy
         parser.error(str(error))
     if not 1 <= args.seeds <= len(HELD_OUT_SEEDS):
@@ -312,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = args.kinds or ordered_kinds()
     seeds = list(HELD_OUT_SEEDS[: args.seeds])
     console = Console(stderr=True)
-    planners = {f"{args.policy} (search {args.search})" if args.search else args.policy: planner}
+    searching = ", ".join(f"{flag} {getattr(args, flag)}" for flag in ("search", "beam") if getattr(args, flag))
+    planners = {f"{args.policy} ({searching})" if searching else args.policy: planner}
     if args.compare_expert and args.policy != "expert":
         planners["expert"] = one_by_one(expert_planner)
     scores, lines = {}, []

@@ -54,30 +54,76 @@ def _take(logits: np.ndarray, greedy: bool, rng: np.random.Generator | None) -> 
     return np.minimum((cdf <= u).sum(axis=-1), z.shape[-1] - 1).astype(np.int64)
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _tile_logits(heads: HeadArrays, mask: np.ndarray) -> np.ndarray:
+    """[B, T+1]: tile logits with every tile where nothing is legal masked ("done" never is)."""
+    legal_tile = np.concatenate((mask.any(axis=(1, 2)), np.ones((len(mask), 1), bool)), axis=1)
+    return np.where(legal_tile, heads.tile.astype(np.float32), MASKED)
+
+
+def _at_tile(
+    heads: HeadArrays, mask: np.ndarray, tile: np.ndarray, greedy: bool, rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rest of the action at `tile` [B] (kind, facing, recipe, end, in turn) and its
+    log-probability given the tile [B]: actions int64[B, 5]."""
+    b, t = len(mask), mask.shape[-1]
+    rows = np.arange(b)
+    done = tile == t
+    at = np.minimum(tile, t - 1)
+    here = mask[rows, :, :, at]  # [B, K, 4]
+    kind_logits = np.where(here.any(axis=2), heads.kind[rows, at].astype(np.float32), MASKED)
+    kind = _take(kind_logits, greedy, rng)
+    legal_facing = here[rows, kind]  # [B, 4]
+    legal_facing[kind == ASSEMBLER] = (True, False, False, False)  # an assembler's facing carries no choice
+    facing_logits = np.where(legal_facing, heads.facing[rows, at, kind].astype(np.float32), MASKED)
+    facing = _take(facing_logits, greedy, rng)
+    recipe_logits = heads.recipe[rows, at].astype(np.float32)
+    recipe_logits[:, 0] = MASKED  # recipe 0 is "none": an assembler needs a real one
+    recipe = _take(recipe_logits, greedy, rng)
+    end_logits = heads.end[rows, at].astype(np.float32)
+    end = _take(end_logits, greedy, rng)
+    machine, underground = (kind == ASSEMBLER) & ~done, (kind == UNDERGROUND) & ~done
+    log_prob = np.where(done, 0.0, _log_softmax(kind_logits)[rows, kind] + _log_softmax(facing_logits)[rows, facing])
+    log_prob += np.where(machine, _log_softmax(recipe_logits)[rows, recipe], 0.0)
+    log_prob += np.where(underground, _log_softmax(end_logits)[rows, end], 0.0)
+    recipe, end = np.where(machine, recipe, 0), np.where(underground, end, 0)
+    kind, facing = np.where(done, 0, kind), np.where(done, 0, facing)
+    return np.stack((tile, kind, facing, recipe, end), axis=1), log_prob
+
+
 def choose(
     heads: HeadArrays, action_mask: np.ndarray, greedy: bool = True, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """Masked actions int64[B, 5] from the heads (see the module docstring)."""
     mask = action_mask.astype(bool)  # [B, K, 4, T]
-    b, _, _, t = mask.shape
-    rows = np.arange(b)
-    legal_tile = np.concatenate((mask.any(axis=(1, 2)), np.ones((b, 1), bool)), axis=1)
-    tile = _take(np.where(legal_tile, heads.tile.astype(np.float32), MASKED), greedy, rng)
-    done = tile == t
-    at = np.minimum(tile, t - 1)
-    here = mask[rows, :, :, at]  # [B, K, 4]
-    kind = _take(np.where(here.any(axis=2), heads.kind[rows, at].astype(np.float32), MASKED), greedy, rng)
-    legal_facing = here[rows, kind]  # [B, 4]
-    legal_facing[kind == ASSEMBLER] = (True, False, False, False)  # an assembler's facing carries no choice
-    facing = _take(np.where(legal_facing, heads.facing[rows, at, kind].astype(np.float32), MASKED), greedy, rng)
-    recipe_logits = heads.recipe[rows, at].astype(np.float32)
-    recipe_logits[:, 0] = MASKED  # recipe 0 is "none": an assembler needs a real one
-    recipe = _take(recipe_logits, greedy, rng)
-    end = _take(heads.end[rows, at].astype(np.float32), greedy, rng)
-    recipe = np.where((kind == ASSEMBLER) & ~done, recipe, 0)
-    end = np.where((kind == UNDERGROUND) & ~done, end, 0)
-    kind, facing = np.where(done, 0, kind), np.where(done, 0, facing)
-    return np.stack((tile, kind, facing, recipe, end), axis=1)
+    tile = _take(_tile_logits(heads, mask), greedy, rng)
+    return _at_tile(heads, mask, tile, greedy, rng)[0]
+
+
+def expansions(heads: HeadArrays, action_mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A beam search's candidates: for each world, its `width` most likely tiles (or
+    "done"), each with the greedy rest of the action. Actions int64[B, width, 5] and their
+    log-probabilities float64[B, width]: -inf where a world has fewer legal choices."""
+    mask = action_mask.astype(bool)
+    b = len(mask)
+    tile_log_prob = _log_softmax(_tile_logits(heads, mask))  # [B, T+1]
+    width = min(width, tile_log_prob.shape[1])
+    tiles = np.argsort(-tile_log_prob, axis=1, kind="stable")[:, :width]  # [B, width]
+    actions, rest = _at_tile(
+        HeadArrays(*(np.repeat(h, width, axis=0) for h in heads)),
+        np.repeat(mask, width, axis=0),
+        tiles.reshape(-1),
+        greedy=True,
+        rng=None,
+    )
+    log_prob = np.take_along_axis(tile_log_prob, tiles, axis=1) + rest.reshape(b, width)
+    legal = np.take_along_axis(tile_log_prob, tiles, axis=1) > MASKED / 2  # a masked tile's log-prob is about -1e9
+    return actions.reshape(b, width, 5), np.where(legal, log_prob, -np.inf)
 
 
 class OnnxPolicy:
