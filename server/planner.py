@@ -61,7 +61,7 @@ from training.sim.paths import on_path
 log = logging.getLogger(__name__)
 
 SEARCH_BATCH = 8  # sampled rollouts stepped together; fixed, so a batch's stream never depends on timing
-DEFAULT_SEARCH_ROLLOUTS = 16  # sampled rollouts besides the greedy one: at most ~0.5 s at 11x11 on one core
+DEFAULT_SEARCH_ROLLOUTS = 8  # sampled rollouts besides the greedy one and the beam: about 0.5 s in all at 11x11
 DEFAULT_SEARCH_BEAM = 4  # width of the beam search run before the sampled rollouts (0: none)
 EXPERT_NAME = "expert"
 
