@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,9 +183,7 @@ def search_planner(heads: HeadsFn, samples: int, beam: int = 0, seed: int = 0) -
             beamed = beam_rollout(heads, tasks[i], beam) if beam else tasks[:0]
             assert beamed is not None
             candidates = np.concatenate((greedy[i : i + 1], beamed, sampled[i * samples : (i + 1) * samples]))
-            rates, counts = sink_rates_batch(candidates)
-            scores = [power_mean_score(rates[c, : counts[c]], lesson.best) for c in range(len(candidates))]
-            chosen.append(World(candidates[int(np.argmax(scores))]))
+            chosen.append(max((World(c) for c in candidates), key=partial(score_layout, lesson)))  # first best
         return chosen
 
     return plan

@@ -93,9 +93,9 @@ class _RecipeHint(nn.Module):
     Also the items' roles (`ROLES` per tile): whether a source's item goes to a sink as
     it is or into a machine, whether a sink's item must be made, how many more sinks take
     a source's item (split it) and how many more sources carry a sink's (merge them), and
-    over the whole world the shares of what still has to be made. Whether a machine is needed, and which
-    source feeds it, depends on items at opposite ends of the region, which convolutions
-    see late and attention only weakly."""
+    over the whole world the shares of what still has to be made. Whether a machine is
+    needed, and which source feeds it, depends on items at opposite ends of the region,
+    which convolutions see late and attention only weakly."""
 
     def __init__(self, items: int, recipes: int) -> None:
         super().__init__()
@@ -130,9 +130,11 @@ class _RecipeHint(nn.Module):
         item = torch.where(source | sink, value, 0)  # assemblers hold recipe ids
         recipe = torch.where(ent == Entity.ASSEMBLER, value, 0)
 
+        def tally(index: Tensor, where: Tensor, size: int) -> Tensor:  # [B, size]: tiles `where` holding each id
+            return torch.zeros(b, size, device=world.device).scatter_add(1, index, where.float())
+
         def present(index: Tensor, where: Tensor, size: int) -> Tensor:  # [B, size]: 1 where some tile has it
-            out = torch.zeros(b, size, device=world.device)
-            return out.scatter_add(1, index, where.float()).clamp(max=1.0)
+            return tally(index, where, size).clamp(max=1.0)
 
         sinks, sources = present(item, sink, self.items), present(item, source, self.items)
         hints = torch.stack((sinks @ self.makes.T, sinks @ self.feeds.T, sources @ self.takes.T), dim=-1)
@@ -152,12 +154,9 @@ class _RecipeHint(nn.Module):
         def at_tiles(per_item: Tensor, where: Tensor) -> Tensor:  # [B, T]: an item's flag where the marker is
             return per_item.gather(1, item) * where.float()
 
-        def count(where: Tensor) -> Tensor:  # [B, items]: marker tiles of this kind carrying each item
-            return torch.zeros(b, self.items, device=world.device).scatter_add(1, item, where.float())
-
         # a source whose item several sinks take is split; a sink fed by several sources, merged
-        to_split = (count(sink) - 1.0).clamp(0.0, 3.0) / 3.0
-        to_merge = (count(source) - 1.0).clamp(0.0, 3.0) / 3.0
+        to_split = (tally(item, sink, self.items) - 1.0).clamp(0.0, 3.0) / 3.0
+        to_merge = (tally(item, source, self.items) - 1.0).clamp(0.0, 3.0) / 3.0
         per_world = torch.stack((share(sinks, sources), share(sinks, supplied), share(ingredients, supplied)), 1)
         roles = torch.cat(
             (

@@ -67,18 +67,23 @@ def _tile_logits(heads: HeadArrays, mask: np.ndarray) -> np.ndarray:
 
 
 def _at_tile(
-    heads: HeadArrays, mask: np.ndarray, tile: np.ndarray, greedy: bool, rng: np.random.Generator | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The rest of the action at `tile` [B] (kind, facing, recipe, end, in turn) and its
-    log-probability given the tile [B]: actions int64[B, 5]."""
-    b, t = len(mask), mask.shape[-1]
-    rows = np.arange(b)
+    heads: HeadArrays,
+    mask: np.ndarray,
+    tile: np.ndarray,
+    rows: np.ndarray,
+    greedy: bool,
+    rng: np.random.Generator | None,
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The rest of each action at `tile` [N] (kind, facing, recipe, end, in turn) of the
+    worlds `rows` [N]: actions int64[N, 5], and the masked kind, facing, recipe and end
+    logits they were taken from."""
+    t = mask.shape[-1]
     done = tile == t
     at = np.minimum(tile, t - 1)
-    here = mask[rows, :, :, at]  # [B, K, 4]
+    here = mask[rows, :, :, at]  # [N, K, 4]
     kind_logits = np.where(here.any(axis=2), heads.kind[rows, at].astype(np.float32), MASKED)
     kind = _take(kind_logits, greedy, rng)
-    legal_facing = here[rows, kind]  # [B, 4]
+    legal_facing = here[np.arange(len(rows)), kind]  # [N, 4]
     legal_facing[kind == ASSEMBLER] = (True, False, False, False)  # an assembler's facing carries no choice
     facing_logits = np.where(legal_facing, heads.facing[rows, at, kind].astype(np.float32), MASKED)
     facing = _take(facing_logits, greedy, rng)
@@ -87,13 +92,11 @@ def _at_tile(
     recipe = _take(recipe_logits, greedy, rng)
     end_logits = heads.end[rows, at].astype(np.float32)
     end = _take(end_logits, greedy, rng)
-    machine, underground = (kind == ASSEMBLER) & ~done, (kind == UNDERGROUND) & ~done
-    log_prob = np.where(done, 0.0, _log_softmax(kind_logits)[rows, kind] + _log_softmax(facing_logits)[rows, facing])
-    log_prob += np.where(machine, _log_softmax(recipe_logits)[rows, recipe], 0.0)
-    log_prob += np.where(underground, _log_softmax(end_logits)[rows, end], 0.0)
-    recipe, end = np.where(machine, recipe, 0), np.where(underground, end, 0)
+    recipe = np.where((kind == ASSEMBLER) & ~done, recipe, 0)
+    end = np.where((kind == UNDERGROUND) & ~done, end, 0)
     kind, facing = np.where(done, 0, kind), np.where(done, 0, facing)
-    return np.stack((tile, kind, facing, recipe, end), axis=1), log_prob
+    actions = np.stack((tile, kind, facing, recipe, end), axis=1)
+    return actions, (kind_logits, facing_logits, recipe_logits, end_logits)
 
 
 def choose(
@@ -102,7 +105,7 @@ def choose(
     """Masked actions int64[B, 5] from the heads (see the module docstring)."""
     mask = action_mask.astype(bool)  # [B, K, 4, T]
     tile = _take(_tile_logits(heads, mask), greedy, rng)
-    return _at_tile(heads, mask, tile, greedy, rng)[0]
+    return _at_tile(heads, mask, tile, np.arange(len(mask)), greedy, rng)[0]
 
 
 def expansions(heads: HeadArrays, action_mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,20 +113,22 @@ def expansions(heads: HeadArrays, action_mask: np.ndarray, width: int) -> tuple[
     "done"), each with the greedy rest of the action. Actions int64[B, width, 5] and their
     log-probabilities float64[B, width]: -inf where a world has fewer legal choices."""
     mask = action_mask.astype(bool)
-    b = len(mask)
+    b, t = len(mask), mask.shape[-1]
     tile_log_prob = _log_softmax(_tile_logits(heads, mask))  # [B, T+1]
     width = min(width, tile_log_prob.shape[1])
     tiles = np.argsort(-tile_log_prob, axis=1, kind="stable")[:, :width]  # [B, width]
-    actions, rest = _at_tile(
-        HeadArrays(*(np.repeat(h, width, axis=0) for h in heads)),
-        np.repeat(mask, width, axis=0),
-        tiles.reshape(-1),
-        greedy=True,
-        rng=None,
+    actions, (kind, facing, recipe, end) = _at_tile(
+        heads, mask, tiles.reshape(-1), np.repeat(np.arange(b), width), greedy=True, rng=None
     )
-    log_prob = np.take_along_axis(tile_log_prob, tiles, axis=1) + rest.reshape(b, width)
-    legal = np.take_along_axis(tile_log_prob, tiles, axis=1) > MASKED / 2  # a masked tile's log-prob is about -1e9
-    return actions.reshape(b, width, 5), np.where(legal, log_prob, -np.inf)
+    n = np.arange(len(actions))
+    placed = actions[:, 0] < t
+    # the parts the action reads: kind and facing when placed, recipe for machines, end for undergrounds
+    rest = np.where(placed, _log_softmax(kind)[n, actions[:, 1]] + _log_softmax(facing)[n, actions[:, 2]], 0.0)
+    rest += np.where(placed & (actions[:, 1] == ASSEMBLER), _log_softmax(recipe)[n, actions[:, 3]], 0.0)
+    rest += np.where(placed & (actions[:, 1] == UNDERGROUND), _log_softmax(end)[n, actions[:, 4]], 0.0)
+    tile_part = np.take_along_axis(tile_log_prob, tiles, axis=1)
+    legal = tile_part > MASKED / 2  # a masked tile's log-prob is about -1e9
+    return actions.reshape(b, width, 5), np.where(legal, tile_part + rest.reshape(b, width), -np.inf)
 
 
 class OnnxPolicy:

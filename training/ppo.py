@@ -15,10 +15,10 @@ an episode truncated at `max_steps` is bootstrapped from the value of its final
 observation, a terminated one, "done", from 0), computes GAE, then runs `epochs` passes
 of `minibatches` clipped-PPO minibatches over it: masked factored log-probs
 (`FactoredDistribution`), clipped value loss, entropy bonus, gradient clipping, Adam,
-and a stop before any minibatch whose approximate KL passes `target_kl`. The entropy bonus is the SUM of
-the per-head entropies (tile, kind, facing, recipe, end; a head the action does not
-read counts 0), i.e. the entropy of the factored action at the sampled earlier choices,
-averaged over the batch. With `--init`, the first `critic_warmup` updates train the
+and a stop before any minibatch whose approximate KL passes `target_kl`. The entropy
+bonus is the SUM of the per-head entropies (tile, kind, facing, recipe, end; a head the
+action does not read counts 0), i.e. the entropy of the factored action at the sampled
+earlier choices, averaged over the batch. With `--init`, the first `critic_warmup` updates train the
 value head alone (value loss only, every other parameter untouched).
 
 Under torchrun every process runs its own `num_envs` envs (seeds offset by rank),

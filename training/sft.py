@@ -24,9 +24,9 @@ lesson serves about pool * kinds / refresh steps). For `expert_kinds` (the machi
 lessons) the solution imitated is the expert's own layout (`expert_solution`): their
 generator puts the machine at random, the expert by a rule the policy can learn; the
 expert is slow, so these lessons are refreshed at `expert_refresh` of the rate. Every
-`val_every` steps the policy plays greedy rollouts on `val_seeds` held-out seeds per kind (`training.evaluate`,
-the same code as `python -m training.evaluate`); `best.pt` keeps the best mean score,
-`latest.pt` the last state. Configuration: `SFTConfig`, from its defaults < a YAML
+`val_every` steps the policy plays greedy rollouts on `val_seeds` held-out seeds per
+kind (`training.evaluate`, the same code as `python -m training.evaluate`); `best.pt`
+keeps the best mean score, `latest.pt` the last state. Configuration: `SFTConfig`, from its defaults < a YAML
 file (`--config`) < command-line flags.
 
 Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
