@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import checkpoint
+from training import checkpoint, ppo
 from training.model import ModelConfig, Policy
 from training.ppo import PPOConfig, gae, main, parse, train
 
@@ -63,6 +63,27 @@ def test_gae_matches_a_hand_computation_with_truncation_and_termination() -> Non
     expected = torch.tensor([[a0, e0], [a1, e1], [a2, e2]])
     assert torch.allclose(adv, expected, atol=1e-6)
     assert torch.allclose(ret, expected + values, atol=1e-6)
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_an_episode_cut_at_the_step_limit_is_worth_nothing_more_unless_bootstrapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bootstrap: bool
+) -> None:
+    # with two steps per episode and "done" rare, most episodes are cut at the limit; the
+    # values GAE adds for them are 0 (the task ends there) unless bootstrapping is asked for
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def recording(rewards, values, terminated, truncated, final_values, *rest):  # type: ignore[no-untyped-def]
+        seen.append((truncated.clone(), final_values.clone()))
+        return gae(rewards, values, terminated, truncated, final_values, *rest)
+
+    monkeypatch.setattr(ppo, "gae", recording)
+    flags = ["--total-steps", "64", "--max-steps", "2", *(["--bootstrap-truncated"] if bootstrap else [])]
+    train(tiny(tmp_path, "cut", *flags))
+    truncated = torch.cat([t for t, _ in seen])
+    final_values = torch.cat([v for _, v in seen])
+    assert truncated.any()
+    assert (final_values[truncated] != 0).all() == bootstrap and (final_values[~truncated] == 0).all()
 
 
 def test_a_tiny_run_writes_config_metrics_tensorboard_and_a_checkpoint(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from the run's own config.yaml instead of the defaults. The resolved config is w
 to runs/<name>/config.yaml.
 
 Each update collects `rollout` steps from each of `num_envs` envs (same-step autoreset:
-an episode truncated at `max_steps` is bootstrapped from the value of its final
-observation, a terminated one, "done", from 0), computes GAE, then runs `epochs` passes
+an episode that ends, by "done" or at `max_steps`, is worth 0 after its last step; with
+`bootstrap_truncated` one cut at `max_steps` is worth the value of its final
+observation instead), computes GAE, then runs `epochs` passes
 of `minibatches` clipped-PPO minibatches over it: masked factored log-probs
 (`FactoredDistribution`), clipped value loss, entropy bonus, gradient clipping, Adam,
 and a stop before any minibatch whose approximate KL passes `target_kl`. The entropy
@@ -168,6 +169,17 @@ class PPOConfig:
     """Normalise advantages per minibatch."""
     critic_warmup: int = 0
     """Updates that train only the value head (with --init)."""
+    critic_final_score: bool = True
+    """The value head predicts the episode's final score less the entity costs to come; the
+    value is that less the current score, which the env knows. Off: it predicts the value
+    itself, so it must tell a solved layout (worth nothing more: "done" is right) from
+    a nearly solved one (worth most of a lesson), and a critic that cannot, pays for going
+    on past the solution, as it did: the policy learnt to fill the grid."""
+    bootstrap_truncated: bool = False
+    """Value an episode cut at `max_steps` by its final observation, as if it could go on. Off:
+    the step limit is part of the task (the planner stops there too), and the policy does
+    not see the step count, so a bootstrapped value, never corrected by a real ending,
+    pays the policy for filling the grid until the limit instead of saying "done"."""
 
 
 # --- configuration ----------------------------------------------------------------------
@@ -361,7 +373,13 @@ def train(config: PPOConfig) -> dict[str, Any]:
     worlds = torch.zeros((t_, n, *env.worlds.shape[1:]), dtype=torch.int16)
     masks = torch.zeros((t_, n, *env.masks.shape[1:]), dtype=torch.int8)
     actions = torch.zeros((t_, n, 5), dtype=torch.long)
-    logps, values, rewards, final_values = (torch.zeros((t_, n)) for _ in range(4))
+    logps, values, rewards, final_values, scores = (torch.zeros((t_, n)) for _ in range(5))
+
+    # the env knows each world's score; with `critic_final_score` the value head predicts it
+    # plus the value, and the score is taken off again here (zeros: the head is the value)
+    def known(score: np.ndarray) -> Tensor:
+        return torch.from_numpy(score).float() if config.critic_final_score else torch.zeros(len(score))
+
     terminated, truncated = (torch.zeros((t_, n), dtype=torch.bool) for _ in range(2))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     history: list[dict[str, float]] = []
@@ -409,7 +427,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
                 dist_t = FactoredDistribution.from_features(policy, features, masks[t].to(device))
                 action = dist_t.sample()
                 logps[t] = dist_t.log_prob(action).float().cpu()
-            values[t] = features.value.float().cpu()
+            scores[t] = known(env.score)
+            values[t] = features.value.float().cpu() - scores[t]
             actions[t] = action.cpu()
             tock = time.perf_counter()
             obs, reward, term, trunc, info = env.step(actions[t].numpy())
@@ -423,15 +442,17 @@ def train(config: PPOConfig) -> dict[str, Any]:
                 ended["on_path"].extend(final["on_path_fraction"][where].tolist())
                 ended["kind"].extend(final["kind"][where].tolist())
                 cut = np.flatnonzero(trunc)
-                if len(cut):
+                if len(cut) and config.bootstrap_truncated:
                     last = torch.from_numpy(np.stack([info["final_obs"][i]["world"] for i in cut]))
                     with torch.inference_mode(), autocast:
-                        final_values[t, cut] = policy.features(last.to(device)).value.float().cpu()
+                        final_value = policy.features(last.to(device)).value.float().cpu()
+                    final_values[t, cut] = final_value - known(final["score"][cut])
             t_forward += time.perf_counter() - tick
         t_forward -= t_env
         tick = time.perf_counter()
         with torch.inference_mode(), autocast:
             next_value = policy.features(torch.from_numpy(obs["world"]).to(device)).value.float().cpu()
+        next_value = next_value - known(env.score)
         advantages, returns = gae(
             rewards, values, terminated, truncated, final_values, next_value, config.gamma, config.gae_lambda
         )
@@ -442,6 +463,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         policy.train()
         b_worlds, b_masks = worlds.flatten(0, 1), masks.flatten(0, 1)
         b_actions, b_logps, b_values = actions.flatten(0, 1), logps.flatten(), values.flatten()
+        b_scores = scores.flatten()
         b_adv, b_returns = advantages.flatten(), returns.flatten()
         warmup = config.init is not None and update < config.critic_warmup
         size = steps_per_update // config.minibatches
@@ -456,7 +478,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
                     features = policy.features(b_worlds[mb].to(device))
                     d = FactoredDistribution.from_features(policy, features, b_masks[mb].to(device))
                     logp, entropies = d.log_prob_and_entropy(b_actions[mb].to(device))
-                new_value = features.value.float()
+                new_value = features.value.float() - b_scores[mb].to(device)
                 old_value, ret = b_values[mb].to(device), b_returns[mb].to(device)
                 log_ratio = logp - b_logps[mb].to(device)
                 ratio = log_ratio.exp()
