@@ -1,0 +1,349 @@
+"""Self-imitation: the policy imitates its own sampled episodes that solved their lesson.
+
+    python -m training.self_imitation --init runs/sft/checkpoints/best.pt [--minutes 20] ...
+
+Pre-training (`training.sft`) teaches the next placement on partial layouts of the
+reference solutions. A greedy rollout soon stands in a layout no reference passed
+through (its own earlier choices built it), and there imitation taught it nothing: the
+machine lessons' greedy rollouts solve about one lesson in seven, while one sampled
+episode in twenty solves them and a search over a dozen finds a solution for half.
+
+So the policy samples episodes in the vector env; every episode that solved its lesson
+(score at least `training.evaluate.SOLVED`) goes, step by step, into a buffer, and the
+policy learns the log-likelihood of those steps' actions: filtered behaviour cloning,
+or expert iteration with the sampler as the expert. It raises the probability of paths
+that work, from the states the policy itself reaches. Each step also trains on a batch
+of the reference imitation (`training.sft.loss_and_metrics`, weighted `expert_weight`),
+so the policy keeps what pre-training taught it. Unlike PPO there is no ratio and no
+critic: failures teach nothing, successes are ordinary supervised targets, so a small
+learning rate cannot be blown off course by one unlucky batch.
+
+Kinds are drawn in proportion to how far the starting policy's greedy rollouts are
+from solving them (weight 1 - its validation score, at least `weight_floor`), so the
+episodes go where they are needed. Trial kinds may be listed: their rare successes
+teach as much as any. Validation, `best.pt` (the starting policy included, so a recipe
+that exports it never ships a worse policy) and the run folder work as in
+`training.sft`. Configuration: `SelfImitationConfig`, from its defaults < a YAML file
+(`--config`) < command-line flags.
+
+Metrics (`runs/<name>/metrics.csv` and TensorBoard, against env steps sampled):
+- losses/self: the mean negative log-likelihood of the buffer batch's actions;
+- losses/loss, losses/tile, acc/*: the reference imitation's batch, as in `training.sft`;
+- collect/solved_<kind>: share of the episodes of that kind ended since the last log
+  that solved their lesson; collect/episodes: how many ended;
+- charts/buffer: steps in the buffer; charts/env_steps_per_s, charts/learning_rate;
+- val/mean_score and val/<kind>: greedy rollouts on held-out seeds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from training.checkpoint import CheckpointError, load, save
+from training.config import ConfigError, check_lessons, layered
+from training.env.vector import FactoryVectorEnv
+from training.evaluate import SOLVED, validation
+from training.model import FactoredDistribution
+from training.runs import Run
+from training.sft import LESSON_KINDS, Batch, LessonPool, loss_and_metrics, make_batch
+
+
+@dataclass
+class SelfImitationConfig:
+    """Self-imitation of solved sampled episodes, from a pre-trained policy."""
+
+    init: Path | None = None
+    """The policy to start from (a `training.sft` or `training.ppo` checkpoint); required."""
+    name: str = ""
+    """Run folder name under `root` (default: self-<date>-<time>)."""
+    root: Path = Path("runs")
+    """Where run folders go."""
+    size: int = 11
+    """Grid side of the lessons."""
+    kinds: tuple[str, ...] = (*LESSON_KINDS, "trial-1")
+    """Lesson kinds to sample episodes of (and to validate on)."""
+    weight_floor: float = 0.05
+    """Least weight of a kind when drawing episodes (the weight is 1 - its starting validation score)."""
+    minutes: float = 0.0
+    """Wall-time limit in minutes (0: none)."""
+    steps: int = 2000
+    """Optimizer steps (the run also stops after `minutes`)."""
+    num_envs: int = 256
+    """Episodes sampled side by side."""
+    collect_steps: int = 8
+    """Env steps of every env between rounds of optimizer steps."""
+    updates_per_collect: int = 4
+    """Optimizer steps per round."""
+    batch_size: int = 128
+    """Buffer steps per optimizer step."""
+    buffer: int = 50_000
+    """Steps of solved episodes kept (the oldest go first)."""
+    min_buffer: int = 1_000
+    """Steps in the buffer before training starts."""
+    expert_batch: int = 64
+    """Reference imitation samples per optimizer step (0: none)."""
+    expert_weight: float = 0.5
+    """Weight of the reference imitation's loss."""
+    expert_kinds: tuple[str, ...] = ("machine", "machine-row")
+    """Kinds whose reference is the expert's layout (`training.sft.expert_solution`)."""
+    pool: int = 16
+    """Lessons per kind in the reference imitation's pool (`training.sft.LessonPool`)."""
+    lr: float = 1e-4
+    """Adam learning rate, decayed linearly to 5% over the run."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clip."""
+    val_every: int = 200
+    """Validate every this many optimizer steps, and at the end."""
+    val_seeds: int = 8
+    """Held-out seeds per kind for validation."""
+    log_every: int = 20
+    """Log metrics every this many optimizer steps."""
+    seed: int = 0
+    """Seed of the envs, the sampling and the buffer's draws."""
+    threads: int = 2
+    """torch CPU threads."""
+    env_threads: int = 2
+    """Mimic threads of the vector env."""
+
+
+def parse_config(argv: list[str] | None = None) -> SelfImitationConfig:
+    """SelfImitationConfig from its defaults, then `--config FILE.yaml`, then the other flags."""
+    return layered(SelfImitationConfig, argv, "python -m training.self_imitation", __doc__.split("\n\n")[0])
+
+
+class NothingToImitate(RuntimeError):
+    """The policy solved too few episodes in the time given to fill the buffer."""
+
+
+class SolvedEpisodes:
+    """The steps of every env's current episode, and a ring buffer of the steps of the
+    episodes that solved their lesson."""
+
+    def __init__(
+        self, num_envs: int, max_steps: int, world_shape: tuple[int, ...], mask_shape: tuple[int, ...], capacity: int
+    ) -> None:
+        self.current_worlds = np.zeros((num_envs, max_steps, *world_shape), np.int16)
+        self.current_masks = np.zeros((num_envs, max_steps, *mask_shape), np.int8)
+        self.current_actions = np.zeros((num_envs, max_steps, 5), np.int64)
+        self.length = np.zeros(num_envs, np.int64)
+        self.worlds = np.zeros((capacity, *world_shape), np.int16)
+        self.masks = np.zeros((capacity, *mask_shape), np.int8)
+        self.actions = np.zeros((capacity, 5), np.int64)
+        self.kinds = np.zeros(capacity, np.int64)  # the lesson kind of each step, as a number
+        self.size = 0  # steps held
+        self.next = 0  # where the next step goes
+
+    def record(self, worlds: np.ndarray, masks: np.ndarray, actions: np.ndarray) -> None:
+        """One step of every env: the world and mask it acted on, and its action."""
+        envs = np.arange(len(worlds))
+        at = self.length
+        self.current_worlds[envs, at], self.current_masks[envs, at], self.current_actions[envs, at] = (
+            worlds,
+            masks,
+            actions,
+        )
+        self.length += 1
+
+    def end(self, envs: np.ndarray, solved: np.ndarray, kinds: np.ndarray | None = None) -> None:
+        """Episodes of `envs` ended with their last recorded step; keep those `solved`
+        (`kinds`: each episode's lesson kind as a number, for `sample`'s balance)."""
+        kinds = np.zeros(len(envs), np.int64) if kinds is None else kinds
+        for env, kind in zip(envs[solved], kinds[solved], strict=True):
+            n = int(self.length[env])
+            capacity = len(self.actions)
+            where = (self.next + np.arange(n)) % capacity
+            self.worlds[where] = self.current_worlds[env, :n]
+            self.masks[where] = self.current_masks[env, :n]
+            self.actions[where] = self.current_actions[env, :n]
+            self.kinds[where] = kind
+            self.next = int((self.next + n) % capacity)
+            self.size = min(capacity, self.size + n)
+        self.length[envs] = 0
+
+    def sample(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`count` steps from the buffer (worlds, masks, actions), every kind held as likely
+        as any other: the easy kinds' many successes would otherwise crowd out the hard
+        kinds' few, which are the ones worth learning."""
+        held = self.kinds[: self.size]
+        weight = 1.0 / np.bincount(held)[held]
+        picked = rng.choice(self.size, size=count, p=weight / weight.sum())
+        return self.worlds[picked], self.masks[picked], self.actions[picked]
+
+
+def train(config: SelfImitationConfig) -> dict[str, Any]:
+    """Run self-imitation as configured; returns the summary it also writes to the run folder."""
+    if config.init is None:
+        raise ConfigError("--init is required: self-imitation starts from a policy that solves some lessons")
+    check_lessons(config.size, config.kinds)
+    reference_kinds = tuple(k for k in config.kinds if k in LESSON_KINDS)  # trials have no reference
+    if config.expert_batch and not reference_kinds:
+        raise ConfigError("expert_batch needs a non-trial kind among kinds (or set it to 0)")
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    policy, _ = load(config.init)
+    name = config.name or time.strftime("self-%Y%m%d-%H%M%S")
+    config = replace(config, name=name)
+    run = Run.create(name, config, root=config.root)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    state = {"size": config.size, "config": asdict(config)}
+
+    def checkpoint(path: str, **extra: Any) -> None:
+        save(run.checkpoints / path, policy, **state, **extra, optimizer=optimizer.state_dict())
+
+    start = time.perf_counter()
+    first = validation(policy, config.kinds, config.val_seeds, config.size)
+    best = first["val/mean_score"]
+    checkpoint("best.pt", step=0, val_score=best)  # the starting policy is a candidate too
+    run.log(0, first)
+    history: list[dict[str, float]] = [{"step": 0, **first}]
+    weights = {k: max(config.weight_floor, 1.0 - first[f"val/{k}"]) for k in config.kinds}
+    env = FactoryVectorEnv(
+        num_envs=config.num_envs,
+        size=config.size,
+        kinds=config.kinds,
+        weights=weights,
+        threads=config.env_threads,
+        copy=False,
+    )
+    env.reset(seed=config.seed)
+    episodes = SolvedEpisodes(
+        config.num_envs, env.config.steps, env.worlds.shape[1:], env.masks.shape[1:], config.buffer
+    )
+    tried = dict.fromkeys(config.kinds, 0)
+    solved = dict.fromkeys(config.kinds, 0)
+
+    def collect() -> None:
+        policy.eval()
+        for _ in range(config.collect_steps):
+            with torch.inference_mode():
+                features = policy.features(torch.from_numpy(env.worlds))
+                action = FactoredDistribution.from_features(policy, features, torch.from_numpy(env.masks)).sample()
+            episodes.record(env.worlds, env.masks, action.numpy())
+            _, _, _, _, info = env.step(action.numpy())
+            if "_final_obs" in info:
+                ended = np.flatnonzero(info["_final_obs"])
+                final = info["final_info"]
+                won = final["score"][ended] >= SOLVED
+                episodes.end(ended, won, np.array([config.kinds.index(k) for k in final["kind"][ended]]))
+                for kind, w in zip(final["kind"][ended], won, strict=True):
+                    tried[kind] += 1
+                    solved[kind] += int(w)
+
+    pool = (
+        LessonPool(reference_kinds, config.size, config.pool, rng, config.expert_kinds, 0.25)
+        if config.expert_batch
+        else None
+    )
+
+    def expert_batch() -> Batch | None:  # runs in the prefetch thread, which alone touches the pool
+        if pool is None:
+            return None
+        pool.refresh(1)
+        return make_batch(pool, config.expert_batch, pool.rng, 0.75)
+
+    prefetch = ThreadPoolExecutor(1)
+    coming = prefetch.submit(expert_batch)
+    env_steps, step, last_steps, last_time = 0, 0, 0, time.perf_counter()
+    bar = tqdm(total=config.steps, desc=name, unit="step", dynamic_ncols=True)
+    done = False
+    while not done:
+        collect()
+        env_steps += config.collect_steps * config.num_envs
+        if episodes.size < config.min_buffer:
+            bar.set_postfix(buffer=episodes.size)
+            if config.minutes > 0 and time.perf_counter() - start > 60 * config.minutes:
+                raise NothingToImitate(
+                    f"the buffer held {episodes.size} steps of solved episodes after {config.minutes} minutes, short "
+                    f"of min_buffer {config.min_buffer}: the policy solves too few of {', '.join(config.kinds)}"
+                )
+            continue
+        for _ in range(config.updates_per_collect):
+            step += 1
+            elapsed = time.perf_counter() - start
+            progress = min(1.0, max(step / config.steps, elapsed / (60 * config.minutes) if config.minutes else 0.0))
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * max(0.05, 1.0 - progress)
+            worlds, masks, actions = episodes.sample(rng, config.batch_size)
+            policy.train()
+            features = policy.features(torch.from_numpy(worlds))
+            dist = FactoredDistribution.from_features(policy, features, torch.from_numpy(masks))
+            self_loss = -dist.log_prob(torch.from_numpy(actions)).mean()
+            metrics: dict[str, float] = {"losses/self": float(self_loss.detach())}
+            loss = self_loss
+            batch = coming.result()
+            coming = prefetch.submit(expert_batch)
+            if batch is not None:
+                expert_loss, expert_metrics = loss_and_metrics(policy, batch)
+                loss = loss + config.expert_weight * expert_loss
+                metrics.update(expert_metrics)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            optimizer.step()
+            bar.update()
+            done = step >= config.steps or (config.minutes > 0 and elapsed > 60 * config.minutes)
+            validating = step % config.val_every == 0 or done
+            if step % config.log_every == 0 or validating:
+                now = time.perf_counter()
+                metrics["charts/env_steps_per_s"] = (env_steps - last_steps) / (now - last_time)
+                metrics["charts/learning_rate"] = optimizer.param_groups[0]["lr"]
+                metrics["charts/buffer"] = episodes.size
+                metrics["collect/episodes"] = sum(tried.values())
+                for kind in config.kinds:
+                    if tried[kind]:
+                        metrics[f"collect/solved_{kind}"] = solved[kind] / tried[kind]
+                tried.update(dict.fromkeys(tried, 0))
+                solved.update(dict.fromkeys(solved, 0))
+                if validating:
+                    metrics.update(validation(policy, config.kinds, config.val_seeds, config.size))
+                    if metrics["val/mean_score"] > best:
+                        best = metrics["val/mean_score"]
+                        checkpoint("best.pt", step=step, val_score=best)
+                run.log(env_steps, metrics)
+                history.append({"step": step, **metrics})
+                last_steps, last_time = env_steps, time.perf_counter()
+                bar.set_postfix(loss=f"{metrics['losses/self']:.3f}", buffer=episodes.size, val=f"{best:.3f}")
+            if done:
+                break
+    bar.close()
+    prefetch.shutdown(cancel_futures=True)
+    checkpoint("latest.pt", step=step, val_score=best)
+    summary = {
+        "steps": step,
+        "env_steps": env_steps,
+        "minutes": (time.perf_counter() - start) / 60,
+        "start_val_mean_score": first["val/mean_score"],
+        "best_val_mean_score": best,
+        "weights": weights,
+        "final": history[-1],
+    }
+    run.summary(summary)
+    run.close()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        summary = train(parse_config(argv))
+    except (ConfigError, CheckpointError, FileExistsError, NothingToImitate) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"best validation mean score {summary['best_val_mean_score']:.3f} "
+        f"(from {summary['start_val_mean_score']:.3f}) after {summary['steps']} steps"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
