@@ -86,6 +86,24 @@ def test_an_episode_cut_at_the_step_limit_is_worth_nothing_more_unless_bootstrap
     assert (final_values[truncated] != 0).all() == bootstrap and (final_values[~truncated] == 0).all()
 
 
+def test_the_critic_predicts_the_final_score_and_the_value_is_what_is_left_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with the reference solution built at reset every episode starts solved (score 1): the
+    # same network read as the final score gives values lower by exactly that score
+    first_values: dict[bool, torch.Tensor] = {}
+
+    def recording(rewards, values, *rest):  # type: ignore[no-untyped-def]
+        first_values.setdefault(final_score, values.clone())
+        return gae(rewards, values, *rest)
+
+    monkeypatch.setattr(ppo, "gae", recording)
+    for final_score in (False, True):
+        flag = "--critic-final-score" if final_score else "--no-critic-final-score"
+        train(tiny(tmp_path, f"critic-{final_score}", "--total-steps", "32", "--prefill-start", "1.0", flag))
+    assert torch.allclose(first_values[False][0] - first_values[True][0], torch.ones(8))
+
+
 def test_a_tiny_run_writes_config_metrics_tensorboard_and_a_checkpoint(tmp_path: Path) -> None:
     summary = train(tiny(tmp_path, "run", "--total-steps", "96"))
     folder = tmp_path / "run"
