@@ -54,7 +54,7 @@ from training.env.vector import FactoryVectorEnv
 from training.evaluate import SOLVED, validation
 from training.model import FactoredDistribution
 from training.runs import Run
-from training.sft import LESSON_KINDS, Batch, LessonPool, loss_and_metrics, make_batch
+from training.sft import LESSON_KINDS, Batch, LessonPool, SFTConfig, loss_and_metrics, make_batch, run_progress
 
 
 @dataclass
@@ -93,7 +93,7 @@ class SelfImitationConfig:
     """Reference imitation samples per optimizer step (0: none)."""
     expert_weight: float = 0.5
     """Weight of the reference imitation's loss."""
-    expert_kinds: tuple[str, ...] = ("machine", "machine-row")
+    expert_kinds: tuple[str, ...] = SFTConfig.expert_kinds
     """Kinds whose reference is the expert's layout (`training.sft.expert_solution`)."""
     pool: int = 16
     """Lessons per kind in the reference imitation's pool (`training.sft.LessonPool`)."""
@@ -240,7 +240,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
                     solved[kind] += int(w)
 
     pool = (
-        LessonPool(reference_kinds, config.size, config.pool, rng, config.expert_kinds, 0.25)
+        LessonPool(reference_kinds, config.size, config.pool, rng, config.expert_kinds, SFTConfig.expert_refresh)
         if config.expert_batch
         else None
     )
@@ -249,19 +249,23 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
         if pool is None:
             return None
         pool.refresh(1)
-        return make_batch(pool, config.expert_batch, pool.rng, 0.75)
+        return make_batch(pool, config.expert_batch, pool.rng, SFTConfig.flow_order)
 
     prefetch = ThreadPoolExecutor(1)
     coming = prefetch.submit(expert_batch)
     env_steps, step, last_steps, last_time = 0, 0, 0, time.perf_counter()
     bar = tqdm(total=config.steps, desc=name, unit="step", dynamic_ncols=True)
+
+    def out_of_time() -> bool:
+        return config.minutes > 0 and time.perf_counter() - start > 60 * config.minutes
+
     done = False
     while not done:
         collect()
         env_steps += config.collect_steps * config.num_envs
         if episodes.size < config.min_buffer:
             bar.set_postfix(buffer=episodes.size)
-            if config.minutes > 0 and time.perf_counter() - start > 60 * config.minutes:
+            if out_of_time():
                 raise NothingToImitate(
                     f"the buffer held {episodes.size} steps of solved episodes after {config.minutes} minutes, short "
                     f"of min_buffer {config.min_buffer}: the policy solves too few of {', '.join(config.kinds)}"
@@ -269,10 +273,8 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
             continue
         for _ in range(config.updates_per_collect):
             step += 1
-            elapsed = time.perf_counter() - start
-            progress = min(1.0, max(step / config.steps, elapsed / (60 * config.minutes) if config.minutes else 0.0))
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * max(0.05, 1.0 - progress)
+                group["lr"] = config.lr * max(0.05, 1.0 - run_progress(step, time.perf_counter() - start, config))
             worlds, masks, actions = episodes.sample(rng, config.batch_size)
             policy.train()
             features = policy.features(torch.from_numpy(worlds))
@@ -291,7 +293,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             optimizer.step()
             bar.update()
-            done = step >= config.steps or (config.minutes > 0 and elapsed > 60 * config.minutes)
+            done = step >= config.steps or out_of_time()
             validating = step % config.val_every == 0 or done
             if step % config.log_every == 0 or validating:
                 now = time.perf_counter()

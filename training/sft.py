@@ -50,7 +50,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -319,7 +319,14 @@ def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[s
     return loss, metrics
 
 
-def run_progress(step: int, seconds: float, config: SFTConfig) -> float:
+class RunLength(Protocol):
+    """What ends a run: `steps` optimizer steps or `minutes` of wall time (0: none)."""
+
+    steps: int
+    minutes: float
+
+
+def run_progress(step: int, seconds: float, config: RunLength) -> float:
     """How far the run is, 0 to 1: by steps, or by wall time when `minutes` ends it sooner."""
     by_time = seconds / (60 * config.minutes) if config.minutes > 0 else 0.0
     return min(1.0, max(step / config.steps, by_time))
