@@ -81,12 +81,14 @@ def rollout(
     rng: np.random.Generator | None = None,
     max_steps: int | None = None,
     deadline: float = float("inf"),
+    states: list[np.ndarray] | None = None,
 ) -> np.ndarray | None:
     """Rollouts of a policy from each of `worlds` (int16[B, 6, H, W]) stepped together as
     the env steps them: one placement per step with the env's own masks (an illegal one
     would change nothing), until "done" or `max_steps` (default: the env's, H * W // 2);
     greedy when `rng` is None, else sampled from it. The final worlds, or None when
-    `deadline` (a time.perf_counter time) passed before all were done."""
+    `deadline` (a time.perf_counter time) passed before all were done. `states`, when
+    given, gets a copy of all B worlds after each step (a finished world stays as it was)."""
     worlds = np.array(worlds, copy=True, order="C")
     h, w = worlds.shape[2:]
     steps = h * w // 2 if max_steps is None else max_steps
@@ -102,6 +104,8 @@ def rollout(
         active, actions = active[placing], actions[placing]
         legal = reasons(worlds, active, actions) == -1
         place(worlds, active[legal], actions[legal])
+        if states is not None:
+            states.append(worlds.copy())
     return worlds
 
 

@@ -63,11 +63,12 @@ from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
 from training.env.supply import Prepared, prepare, solution_parts, training_seed
-from training.evaluate import SOLVED, score_layout, validation
+from training.evaluate import SOLVED, score_layout, torch_heads, validation
 from training.expert import expert_layout
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
 from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
+from training.recovery import collect
 from training.runs import Run
 
 LESSON_KINDS = tuple(k for k in KINDS if k not in TRIAL_KINDS)  # trials have no solution to imitate
@@ -111,6 +112,15 @@ class SFTConfig:
     expert_refresh: float = 0.25
     """Rate at which lessons of `expert_kinds` are refreshed, relative to `refresh` (the expert
     takes a tenth of a second or more per lesson)."""
+    recovery: float = 0.0
+    """Share of samples drawn from recovery lessons (`training.recovery`: states the policy's
+    own greedy rollouts reach, with a way to solve the lesson from there); 0: none."""
+    recovery_every: int = 100
+    """Steps between collections of recovery lessons."""
+    recovery_lessons: int = 96
+    """Pool lessons rolled out greedily per collection."""
+    recovery_keep: int = 1024
+    """Recovery lessons kept (the oldest are replaced)."""
     val_every: int = 250
     """Validate (greedy rollouts on held-out seeds) every this many steps, and at the end."""
     val_seeds: int = 5
@@ -171,6 +181,13 @@ def expert_solution(prepared: Prepared) -> Prepared:
     return replace(prepared, lesson=relabelled, parts=solution_parts(relabelled))
 
 
+Slot = tuple[Prepared, np.ndarray, np.ndarray]  # a lesson, its solution actions and flow keys
+
+
+def to_slot(prepared: Prepared) -> Slot:
+    return prepared, solution_actions(prepared), flow_keys(prepared)
+
+
 class LessonPool:
     """`per_kind` lessons of each kind with their solution actions and flow keys (the
     expert's layout for `expert_kinds`); `refresh(n)` swaps about n of them for lessons
@@ -190,11 +207,21 @@ class LessonPool:
         self.expert_kinds, self.expert_refresh = expert_kinds, expert_refresh
         self.next_seed = int(rng.integers(1_000_000))  # where this run's stream of training seeds starts
         self.seeds_used: set[int] = set()
-        self.slots: list[tuple[Prepared, np.ndarray, np.ndarray]] = [
-            self._fresh(kind) for kind in kinds for _ in range(per_kind)
-        ]
+        self.slots: list[Slot] = [self._fresh(kind) for kind in kinds for _ in range(per_kind)]
+        self.recoveries: list[Slot] = []
+        self.recovered = 0  # recovery lessons added so far
 
-    def _fresh(self, kind: str) -> tuple[Prepared, np.ndarray, np.ndarray]:
+    def add_recoveries(self, found: list[Prepared], keep: int) -> None:
+        """Keep the recovery lessons `found`, replacing the oldest beyond `keep`."""
+        for prepared in found:
+            slot = to_slot(prepared)
+            if len(self.recoveries) < keep:
+                self.recoveries.append(slot)
+            else:  # one item assignment: safe while the prefetch thread reads the list
+                self.recoveries[self.recovered % keep] = slot
+            self.recovered += 1
+
+    def _fresh(self, kind: str) -> Slot:
         seed = training_seed(self.next_seed)
         self.next_seed += 1
         if seed in HELD_OUT_SEEDS:  # training_seed's promise, checked where it matters
@@ -203,7 +230,7 @@ class LessonPool:
         prepared = prepare(kind, seed, self.size)
         if kind in self.expert_kinds:
             prepared = expert_solution(prepared)
-        return prepared, solution_actions(prepared), flow_keys(prepared)
+        return to_slot(prepared)
 
     def refresh(self, count: int) -> None:
         for i in self.rng.choice(len(self.slots), min(count, len(self.slots)), replace=False):
@@ -248,14 +275,21 @@ class Batch:
     labels: np.ndarray
 
 
-def make_batch(pool: LessonPool, batch_size: int, rng: np.random.Generator, flow_order: float = 0.0) -> Batch:
+def make_batch(
+    pool: LessonPool, batch_size: int, rng: np.random.Generator, flow_order: float = 0.0, recovery: float = 0.0
+) -> Batch:
+    """A batch of samples (`draw_sample`), a `recovery` share of them from the pool's recovery lessons."""
     tiles = pool.size * pool.size
     worlds = []
     next_ = np.zeros((batch_size, tiles + 1), bool)
     todo = np.zeros((batch_size, tiles + 1), bool)
     labels = np.full((batch_size, tiles, 4), -1, np.int64)
-    for b, slot in enumerate(rng.integers(len(pool.slots), size=batch_size)):
-        prepared, actions, keys = pool.slots[slot]
+    recovered = list(pool.recoveries)  # a snapshot: the training thread adds to it
+    for b in range(batch_size):
+        if recovered and rng.random() < recovery:
+            prepared, actions, keys = recovered[int(rng.integers(len(recovered)))]
+        else:
+            prepared, actions, keys = pool.slots[int(rng.integers(len(pool.slots)))]
         in_flow = rng.random() < flow_order
         world, target, remaining = draw_sample(prepared, actions, rng, keys if in_flow else None)
         worlds.append(world)
@@ -335,6 +369,10 @@ def run_progress(step: int, seconds: float, config: RunLength) -> float:
 def train(config: SFTConfig) -> dict[str, Any]:
     """Run SFT as configured; returns the summary it also writes to the run folder."""
     check_lessons(config.size, config.kinds)
+    if not 0.0 <= config.recovery <= 1.0:
+        raise ConfigError(f"recovery is a share of samples, 0 to 1, not {config.recovery}")
+    if min(config.recovery_every, config.recovery_lessons, config.recovery_keep) < 1:
+        raise ConfigError("recovery_every, recovery_lessons and recovery_keep must be at least 1")
     if config.expert_kinds:
         check_lessons(config.size, config.expert_kinds)
     torch.set_num_threads(config.threads)
@@ -356,16 +394,33 @@ def train(config: SFTConfig) -> dict[str, Any]:
     start = last_time = time.perf_counter()
     pool = LessonPool(config.kinds, config.size, config.pool, rng, config.expert_kinds, config.expert_refresh)
 
+    recovery_rng = np.random.default_rng([config.seed, 1])  # the training thread's own: `rng` is the prefetch thread's
+
+    def collect_recoveries() -> dict[str, float]:
+        t = time.perf_counter()
+        picks = recovery_rng.choice(len(pool.slots), min(config.recovery_lessons, len(pool.slots)), replace=False)
+        found, solved = collect(torch_heads(policy), [pool.slots[i][0] for i in picks])
+        pool.add_recoveries(found, config.recovery_keep)
+        return {
+            "recovery/greedy_solved": solved,
+            "recovery/found_per_lesson": len(found) / len(picks),
+            "recovery/kept": len(pool.recoveries),
+            "recovery/seconds": time.perf_counter() - t,
+        }
+
     def next_batch() -> Batch:  # runs in the prefetch thread, which alone touches pool and rng
         pool.refresh(config.refresh)
-        return make_batch(pool, config.batch_size, rng, config.flow_order)
+        return make_batch(pool, config.batch_size, rng, config.flow_order, config.recovery)
 
     prefetch = ThreadPoolExecutor(1)  # numpy and torch release the GIL: batches build while the step runs
     coming = prefetch.submit(next_batch)
     best, batch_seconds, last_step, history = -1.0, 0.0, 0, []
     bar = tqdm(total=config.steps, desc=name, unit="step", dynamic_ncols=True)
     step = 0
+    recovery_metrics: dict[str, float] = {}
     for step in range(1, config.steps + 1):
+        if config.recovery > 0 and (step - 1) % config.recovery_every == 0:
+            recovery_metrics = collect_recoveries()
         t = time.perf_counter()
         if config.lr_decay:
             for group in optimizer.param_groups:
@@ -388,6 +443,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
             metrics["charts/samples_per_s"] = (step - last_step) * config.batch_size / (now - last_time)
             metrics["charts/learning_rate"] = optimizer.param_groups[0]["lr"]
             metrics["charts/batch_fraction"] = batch_seconds / (now - last_time)
+            metrics.update(recovery_metrics)
             last_time, last_step, batch_seconds = now, step, 0.0
             if validating:
                 metrics.update(validation(policy, config.kinds, config.val_seeds, config.size))
