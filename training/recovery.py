@@ -7,9 +7,12 @@ it wanders: most greedy failures on the machine lessons look like this, with the
 machine and one inserter wrong. So SFT (`--recovery`) rolls the policy out greedily on
 lessons of its pool now and then. For each rollout that does not solve its lesson, it
 keeps the state just after the first placement the solution lacks, and the final state.
-Each state is kept if it can still be solved:
-- by the solution's entities whose tiles are still empty (the policy's strays stay), or
-- failing that, by the expert's layout planned around what stands (`expert_layout`).
+Each state is kept if it can still be solved, keeping all it holds:
+- by the solution's entities whose tiles are still empty (the policy's strays stay);
+- failing that, where the policy built its own splitter or machine, by the expert's
+  layout through that one (`around_own_hub`): many spots work besides the solution's;
+- else by the expert's layout planned around what stands (`expert_layout`). It is not
+  asked when the policy built a hub: it would build a second one.
 
 Each kept state becomes a lesson of its own: its task is the state and its solution that
 completion. SFT draws these like the reference lessons, prefixes included. A state where
@@ -27,7 +30,10 @@ from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
 from training.env.supply import Prepared, solution_parts
 from training.evaluate import SOLVED, HeadsFn, rollout, score_layout
-from training.expert import expert_layout
+from training.expert import HUBS, expert_layout, open_markers
+from training.expert.machines import infer_chain, plan_chain
+from training.expert.splitters import SplitterSpot, split_through
+from training.lessons import Lesson
 from training.sim.engine import sink_rates_batch
 
 
@@ -52,17 +58,55 @@ def with_solution(world: np.ndarray, prepared: Prepared) -> np.ndarray:
     return completed
 
 
+def own_hubs(world: np.ndarray, lesson: Lesson) -> list[tuple[Entity, int, int]]:
+    """(kind, x, y) of the splitters and machines in `world` that the lesson's task lacks."""
+    given = set(lesson.task.entities())
+    return [(k, x, y) for k, x, y in World(world).entities() if k in HUBS and (k, x, y) not in given]
+
+
+def around_own_hub(world: np.ndarray, lesson: Lesson) -> World | None:
+    """The expert's layout from `world` through the one splitter (one source, two sinks)
+    or machine (one sink its recipe chain makes) the policy built, or None."""
+    hubs = own_hubs(world, lesson)
+    if len(hubs) != 1:
+        return None
+    kind, x, y = hubs[0]
+    state = World(world.copy())
+    sources = open_markers(state, Entity.SOURCE, lesson.protected)
+    sinks = open_markers(state, Entity.SINK, lesson.protected)
+    if kind == Entity.SPLITTER and len(sources) == 1 and len(sinks) == 2:
+        for half in (0, 1):
+            spot = SplitterSpot(0, x, y, state.facing(x, y), half)
+            layout = split_through(state, sources[0][0], [tile for tile, _ in sinks], spot, lesson.protected)
+            if layout is not None:
+                return layout
+        return None
+    if kind != Entity.ASSEMBLER or len(sinks) != 1:
+        return None
+    chain = infer_chain(sinks[0][1], [item for _, item in sources])
+    if chain is None or int(world[Channel.ITEM, y, x]) != chain[0]:
+        return None  # the machine makes something else
+    state.remove(x, y)  # the chain's builder places its first machine again, just there
+    by_item = {item: tile for tile, item in sources}
+    return plan_chain(state, chain, by_item, sinks[0][0], lesson.protected, roots=[(x, y)])
+
+
 def completion(world: np.ndarray, prepared: Prepared, use_expert: bool = True) -> np.ndarray | None:
-    """A layout that solves `prepared`'s lesson from `world` and keeps all of it: the
-    solution's free entities, else the expert's layout around it; None when neither does."""
+    """A layout that solves `prepared`'s lesson from `world` and keeps all of it (see the
+    module docstring for which), or None."""
     lesson = prepared.lesson
-    completed = with_solution(world, prepared)
-    if score_layout(lesson, World(completed)) >= SOLVED:
-        return completed
+    candidates: list[World | None] = [World(with_solution(world, prepared))]
     if use_expert:
-        layout = expert_layout(World(world.copy()), lesson.protected)
-        if layout is not None and score_layout(lesson, layout) >= SOLVED:
-            return layout.data
+        if own_hubs(world, lesson):
+            candidates.append(around_own_hub(world, lesson))
+        else:
+            candidates.append(expert_layout(World(world.copy()), lesson.protected))
+    built = world[Channel.ENTITY] != Entity.EMPTY
+    for candidate in candidates:
+        if candidate is None or not (candidate.data[:, built] == world[:, built]).all():
+            continue
+        if score_layout(lesson, candidate) >= SOLVED:
+            return candidate.data
     return None
 
 

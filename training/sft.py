@@ -64,7 +64,7 @@ from training.config import ConfigError, check_lessons, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
 from training.env.supply import Prepared, prepare, solution_parts, training_seed
 from training.evaluate import SOLVED, score_layout, torch_heads, validation
-from training.expert import expert_layout
+from training.expert import HUBS, expert_layout
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
 from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
@@ -72,7 +72,6 @@ from training.recovery import collect
 from training.runs import Run
 
 LESSON_KINDS = tuple(k for k in KINDS if k not in TRIAL_KINDS)  # trials have no solution to imitate
-HUBS = (Entity.ASSEMBLER, Entity.SPLITTER)  # what the routes lead to: built first
 HUB_KINDS = tuple(PLACEABLE.index(hub) for hub in HUBS)  # as the env's action kinds
 
 

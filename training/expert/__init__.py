@@ -21,20 +21,22 @@ from training.expert.routing import apply_route, route_belt
 from training.expert.splitters import plan_merge, plan_split
 
 Tile = tuple[int, int]
+HUBS = (Entity.ASSEMBLER, Entity.SPLITTER)  # what a layout's routes lead to
+
+
+def open_markers(task: World, kind: Entity, protected: frozenset[Tile] = frozenset()) -> list[tuple[Tile, str]]:
+    """(tile, item) of the task's sources or sinks (`kind`) not in `protected`: what it asks for."""
+    items = load_catalog().items
+    return [
+        ((x, y), items[int(task.data[Channel.ITEM, y, x])])
+        for k, x, y in task.entities()
+        if k == kind and (x, y) not in protected
+    ]
 
 
 def expert_layout(task: World, protected: frozenset[Tile] = frozenset()) -> World | None:
     """The expert's layout for `task`, or None when it has none."""
-    catalog = load_catalog()
-
-    def open_markers(kind: Entity) -> list[tuple[Tile, str]]:
-        return [
-            ((x, y), catalog.items[int(task.data[Channel.ITEM, y, x])])
-            for k, x, y in task.entities()
-            if k == kind and (x, y) not in protected
-        ]
-
-    sources, sinks = open_markers(Entity.SOURCE), open_markers(Entity.SINK)
+    sources, sinks = open_markers(task, Entity.SOURCE, protected), open_markers(task, Entity.SINK, protected)
     if not sources or not sinks:
         return None
     source_items = [item for _, item in sources]

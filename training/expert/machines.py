@@ -209,24 +209,36 @@ def infer_chain(sink_item: str, source_items: list[str]) -> list[int] | None:
 
 
 def plan_chain(
-    task: World, chain: list[int], sources: dict[str, Tile], sink: Tile, protected: frozenset[Tile] = frozenset()
+    task: World,
+    chain: list[int],
+    sources: dict[str, Tile],
+    sink: Tile,
+    protected: frozenset[Tile] = frozenset(),
+    roots: list[Tile] | None = None,
 ) -> World | None:
     """The expert's layout of one machine per recipe of `chain` in a line, each handing
     its products to the one before by an inserter across a one-tile gap, fed from
     `sources` (item -> source tile) and the first delivering into `sink`. Tries root
-    positions nearest the markers first and each way of turning the line; None if none
-    wires up."""
-    found = [_first_chain(task, chain, sources, sink, protected, long_first) for long_first in (False, True)]
+    positions nearest the markers first (only `roots`, when given) and each way of
+    turning the line; None if none wires up."""
+    found = [_first_chain(task, chain, sources, sink, protected, long_first, roots) for long_first in (False, True)]
     return fastest([layout for layout in found if layout is not None])
 
 
 def _first_chain(
-    task: World, chain: list[int], sources: dict[str, Tile], sink: Tile, protected: frozenset[Tile], long_first: bool
+    task: World,
+    chain: list[int],
+    sources: dict[str, Tile],
+    sink: Tile,
+    protected: frozenset[Tile],
+    long_first: bool,
+    roots: list[Tile] | None,
 ) -> World | None:
     catalog = load_catalog()
     markers = [*sources.values(), sink]
     steps = list(product(Direction, LINK_OFFSETS))  # where the next machine goes: side, then sideways shift
-    for _, y, x in _free_anchors(task, markers)[:CANDIDATE_ANCHORS]:
+    anchors_tried = _free_anchors(task, markers)[:CANDIDATE_ANCHORS] if roots is None else [(0, y, x) for x, y in roots]
+    for _, y, x in anchors_tried:
         for moves in product(steps, repeat=len(chain) - 1):
             anchors = [(x, y)]
             links = []

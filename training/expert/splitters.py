@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from itertools import permutations
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,8 +36,23 @@ def splitter_halves(x: int, y: int, facing: Direction) -> list[Tile]:
     return [(x + dx, y + dy) for dy in range(h) for dx in range(w)]
 
 
-def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozenset[Tile] = frozenset()) -> World | None:
-    """The expert's layout carrying `source` through one splitter into both `sinks`."""
+class SplitterSpot(NamedTuple):
+    """A splitter position `plan_split` may try: its anchor, facing, which half takes the
+    source's belt, and its cost (Manhattan belt distance from the source to that half's
+    input plus from the outputs to the sinks, obstacles ignored)."""
+
+    cost: int
+    x: int
+    y: int
+    facing: Direction
+    half: int
+
+
+def splitter_spots(
+    task: World, source: Tile, sinks: list[Tile], protected: frozenset[Tile] = frozenset()
+) -> list[SplitterSpot]:
+    """Every splitter position whose input and outputs are free, cheapest first (ties by
+    position: top row first, then left, facing, half)."""
     H, W = task.height, task.width
     # open[y + 1, x + 1]: a route may use (x, y); the border is closed
     open_ = np.zeros((H + 2, W + 2), bool)
@@ -70,25 +86,45 @@ def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozense
             for column, value in zip(columns, values, strict=True):
                 column.append(value[ok])
     cost, ys, xs, fs, ks = (np.concatenate(column) for column in columns)
-    best = np.lexsort((ks, fs, xs, ys, cost))[:CANDIDATE_SPLITTERS]  # cheapest first, ties by position
-    for y, x, f, k in zip(ys[best].tolist(), xs[best].tolist(), fs[best].tolist(), ks[best].tolist(), strict=True):
-        facing = Direction(f)
-        world = task.copy()
-        world.place(Entity.SPLITTER, x, y, facing)
-        halves = splitter_halves(x, y, facing)
-        steps = route(world, source, halves[k], frozenset({facing}), protected=protected)
-        if steps is None:
-            continue
-        apply_route(world, steps)
-        for order in permutations(sinks):
-            done = world.copy()
-            for half, sink in zip(halves, order, strict=True):
-                out = route_belt(done, half, sink, protected=protected)
-                if out is None:
-                    break
-                apply_route(done, out)
-            else:
-                return done
+    order = np.lexsort((ks, fs, xs, ys, cost))
+    return [
+        SplitterSpot(c, x, y, Direction(f), k)
+        for c, x, y, f, k in zip(*(a[order].tolist() for a in (cost, xs, ys, fs, ks)), strict=True)
+    ]
+
+
+def split_through(
+    task: World, source: Tile, sinks: list[Tile], spot: SplitterSpot, protected: frozenset[Tile] = frozenset()
+) -> World | None:
+    """`task` with a splitter at `spot` (unless one stands there already) and belts from
+    `source` into it and from its halves into `sinks`, or None when a route does not fit."""
+    world = task.copy()
+    if world.entity(spot.x, spot.y) != Entity.SPLITTER:
+        world.place(Entity.SPLITTER, spot.x, spot.y, spot.facing)
+    halves = splitter_halves(spot.x, spot.y, spot.facing)
+    steps = route(world, source, halves[spot.half], frozenset({spot.facing}), protected=protected)
+    if steps is None:
+        return None
+    apply_route(world, steps)
+    for order in permutations(sinks):
+        done = world.copy()
+        for half, sink in zip(halves, order, strict=True):
+            out = route_belt(done, half, sink, protected=protected)
+            if out is None:
+                break
+            apply_route(done, out)
+        else:
+            return done
+    return None
+
+
+def plan_split(task: World, source: Tile, sinks: list[Tile], protected: frozenset[Tile] = frozenset()) -> World | None:
+    """The expert's layout carrying `source` through one splitter into both `sinks`: the
+    first of the `CANDIDATE_SPLITTERS` cheapest spots whose three routes all fit."""
+    for spot in splitter_spots(task, source, sinks, protected)[:CANDIDATE_SPLITTERS]:
+        layout = split_through(task, source, sinks, spot, protected)
+        if layout is not None:
+            return layout
     return None
 
 
