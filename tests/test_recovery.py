@@ -18,8 +18,10 @@ from training.config import ConfigError
 from training.env.core import PLACEABLE, n_recipes, place
 from training.env.supply import Prepared, prepare, training_seed
 from training.evaluate import SOLVED, score_layout
+from training.expert import open_markers
+from training.expert.splitters import SplitterSpot, split_through, splitter_spots
 from training.onnx_policy import HeadArrays
-from training.recovery import collect, recoveries, strays, with_solution
+from training.recovery import around_own_hub, collect, completion, recoveries, strays, with_solution
 from training.sft import LessonPool, solution_actions, train
 
 BELT = PLACEABLE.index(Entity.BELT)
@@ -163,3 +165,50 @@ def test_a_tiny_run_with_recovery_logs_what_its_rollouts_found(tmp_path: Path) -
 def test_recovery_settings_out_of_range_are_refused(tmp_path: Path, bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="recovery"):
         train(replace(TINY, root=tmp_path, name="bad", **bad))  # type: ignore[arg-type]
+
+
+def test_a_splitter_the_policy_put_elsewhere_is_kept_and_wired_up() -> None:
+    prepared = prepare("split", training_seed(2), 11)
+    lesson = prepared.lesson
+    assert lesson.solution is not None
+    ((source, _),), sinks = open_markers(lesson.task, Entity.SOURCE), open_markers(lesson.task, Entity.SINK)
+    splitter = PLACEABLE.index(Entity.SPLITTER)
+
+    def placing(spot: SplitterSpot) -> np.ndarray:
+        return placed(lesson.task.data, (spot.y * 11 + spot.x, splitter, spot.facing, 0, 0))
+
+    # a spot that wires up, where the solution's own entities no longer fit
+    other = next(
+        spot
+        for spot in splitter_spots(lesson.task, source, [tile for tile, _ in sinks])
+        if split_through(lesson.task, source, [tile for tile, _ in sinks], spot)
+        and score_layout(lesson, World(with_solution(placing(spot), prepared))) < SOLVED
+    )
+    world = placing(other)
+    layout = completion(world, prepared)
+    assert layout is not None and score_layout(lesson, World(layout)) >= SOLVED
+    splitters = [(x, y) for k, x, y in World(layout).entities() if k == Entity.SPLITTER]
+    assert splitters == [(other.x, other.y)]  # the policy's, and no second one
+
+
+def test_a_machine_the_policy_put_elsewhere_is_kept_unless_it_makes_the_wrong_thing() -> None:
+    prepared = sft.expert_solution(prepare("machine", training_seed(0), 11))
+    lesson = prepared.lesson
+    assert lesson.solution is not None
+    (kind, x0, y0), *_ = [e for e in lesson.solution.entities() if e[0] == Entity.ASSEMBLER]
+    recipe = int(lesson.solution.data[Channel.ITEM, y0, x0])
+    machine = PLACEABLE.index(Entity.ASSEMBLER)
+    kept = 0
+    for y in range(9):
+        for x in range(9):
+            if (x, y) == (x0, y0) or (lesson.task.data[Channel.ENTITY, y : y + 3, x : x + 3] != Entity.EMPTY).any():
+                continue
+            world = placed(lesson.task.data, (y * 11 + x, machine, 0, recipe, 0))
+            layout = around_own_hub(world, lesson)
+            if layout is not None and score_layout(lesson, layout) >= SOLVED:
+                assert [(xx, yy) for k, xx, yy in layout.entities() if k == Entity.ASSEMBLER] == [(x, y)]
+                assert (layout.data[:, world[0] != Entity.EMPTY] == world[:, world[0] != Entity.EMPTY]).all()
+                kept += 1
+                wrong = placed(lesson.task.data, (y * 11 + x, machine, 0, recipe % (n_recipes() - 1) + 1, 0))
+                assert around_own_hub(wrong, lesson) is None  # a machine making another item is not reused
+    assert kept >= 2  # other spots than the expert's wire up
