@@ -21,7 +21,7 @@ from training.evaluate import SOLVED, score_layout
 from training.expert import open_markers
 from training.expert.splitters import SplitterSpot, split_through, splitter_spots
 from training.onnx_policy import HeadArrays
-from training.recovery import around_own_hub, collect, completion, recoveries, strays, with_solution
+from training.recovery import around_own_hub, collect, completion, hub_choices, recoveries, strays, with_solution
 from training.sft import LessonPool, solution_actions, train
 
 BELT = PLACEABLE.index(Entity.BELT)
@@ -212,3 +212,41 @@ def test_a_machine_the_policy_put_elsewhere_is_kept_unless_it_makes_the_wrong_th
                 wrong = placed(lesson.task.data, (y * 11 + x, machine, 0, recipe % (n_recipes() - 1) + 1, 0))
                 assert around_own_hub(wrong, lesson) is None  # a machine making another item is not reused
     assert kept >= 2  # other spots than the expert's wire up
+
+
+@pytest.mark.parametrize("kind", ["split", "machine"])
+def test_every_hub_choice_solves_its_lesson_through_a_hub_just_there(kind: str) -> None:
+    prepared = prepare(kind, training_seed(4), 11)
+    expert = sft.expert_solution(prepared).lesson.solution
+    assert expert is not None
+    hub_kind = Entity.SPLITTER if kind == "split" else Entity.ASSEMBLER
+    choices = hub_choices(prepared)
+    assert len(choices) >= 3  # the expert's rule picks one of several that work
+    anchors = []
+    for action, layout in choices:
+        assert score_layout(prepared.lesson, layout) >= SOLVED
+        hubs = [(x, y) for k, x, y in layout.entities() if k == hub_kind]
+        assert hubs == [(int(action[0]) % 11, int(action[0]) // 11)] and PLACEABLE[action[1]] == hub_kind
+        anchors.append(hubs[0])
+    assert next((x, y) for k, x, y in expert.entities() if k == hub_kind) in anchors  # the expert's own among them
+
+
+def test_on_a_bare_task_every_hub_choice_is_a_right_tile() -> None:
+    pool = LessonPool(("split",), 11, 3, np.random.default_rng(0), hub_kinds=("split",))
+    for prepared, actions, _, hubs in pool.slots:
+        assert len(hubs) >= 2
+        solution = prepared.lesson.solution
+        assert solution is not None and any(
+            (action == hubs).all(axis=1).any() for action in actions
+        )  # its solution goes through one of them
+    batch = sft.make_batch(pool, 64, np.random.default_rng(1), flow_order=0.75)
+    bare = 0
+    for b, world in enumerate(batch.worlds):
+        slot = next((s for s in pool.slots if (s[0].lesson.task.data == world).all()), None)
+        if slot is None:
+            continue  # part of a solution is built
+        bare += 1
+        hubs = slot[3]
+        assert batch.next[b, hubs[:, 0]].all() and batch.next[b].sum() == len(set(hubs[:, 0].tolist()))
+        assert (batch.labels[b, hubs[:, 0], 0] == PLACEABLE.index(Entity.SPLITTER)).all()
+    assert bare > 0

@@ -28,11 +28,12 @@ import numpy as np
 
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
+from training.env.core import PLACEABLE, place, reasons
 from training.env.supply import Prepared, solution_parts
 from training.evaluate import SOLVED, HeadsFn, rollout, score_layout
 from training.expert import HUBS, expert_layout, open_markers
-from training.expert.machines import infer_chain, plan_chain
-from training.expert.splitters import SplitterSpot, split_through
+from training.expert.machines import CANDIDATE_ANCHORS, free_anchors, infer_chain, plan_chain
+from training.expert.splitters import CANDIDATE_SPLITTERS, SplitterSpot, split_through, splitter_spots
 from training.lessons import Lesson
 from training.sim.engine import sink_rates_batch
 
@@ -89,6 +90,43 @@ def around_own_hub(world: np.ndarray, lesson: Lesson) -> World | None:
     state.remove(x, y)  # the chain's builder places its first machine again, just there
     by_item = {item: tile for tile, item in sources}
     return plan_chain(state, chain, by_item, sinks[0][0], lesson.protected, roots=[(x, y)])
+
+
+def hub_choices(prepared: Prepared) -> list[tuple[np.ndarray, World]]:
+    """Where the lesson's one splitter (one source, two sinks) or first machine (one sink
+    a recipe chain makes) may stand: every spot of the `CANDIDATE_SPLITTERS` cheapest, or
+    anchor of the `CANDIDATE_ANCHORS` nearest, from which the expert's layout through it
+    (`around_own_hub`) solves the lesson, as (env action int64[5] placing it, that layout).
+    The expert's own rule picks one of many that work; a policy need not find that one."""
+    lesson = prepared.lesson
+    task = lesson.task
+    sources = open_markers(task, Entity.SOURCE, lesson.protected)
+    sinks = open_markers(task, Entity.SINK, lesson.protected)
+    placements: list[tuple[int, int, int, int]] = []  # x, y, kind index, facing or recipe
+    if len(sources) == 1 and len(sinks) == 2:
+        spots = splitter_spots(task, sources[0][0], [tile for tile, _ in sinks], lesson.protected)
+        for spot in spots[:CANDIDATE_SPLITTERS]:
+            placement = (spot.x, spot.y, PLACEABLE.index(Entity.SPLITTER), int(spot.facing))
+            if placement not in placements:  # the same splitter fed into its other half
+                placements.append(placement)
+    elif len(sinks) == 1 and sinks[0][1] not in {item for _, item in sources}:
+        chain = infer_chain(sinks[0][1], [item for _, item in sources])
+        if chain is not None:
+            markers = [tile for tile, _ in sources + sinks]
+            for _, y, x in free_anchors(task, markers)[:CANDIDATE_ANCHORS]:
+                placements.append((x, y, PLACEABLE.index(Entity.ASSEMBLER), chain[0]))
+    choices = []
+    for x, y, kind, detail in placements:
+        machine = kind == PLACEABLE.index(Entity.ASSEMBLER)
+        action = np.array([y * task.width + x, kind, 0 if machine else detail, detail if machine else 0, 0], np.int64)
+        if reasons(task.data[None].copy(), np.array([0]), action[None]).item() != -1:
+            continue  # not buildable there
+        world = task.data[None].copy()
+        place(world, np.array([0]), action[None])
+        layout = around_own_hub(world[0], lesson)
+        if layout is not None and score_layout(lesson, layout) >= SOLVED:
+            choices.append((action, layout))
+    return choices
 
 
 def completion(world: np.ndarray, prepared: Prepared, use_expert: bool = True) -> np.ndarray | None:

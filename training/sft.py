@@ -58,7 +58,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from shared_schema.entities import Entity
-from shared_schema.world import Channel
+from shared_schema.world import Channel, World
 from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, layered
 from training.env.core import ENDS, PLACEABLE, anchor_masks
@@ -68,7 +68,7 @@ from training.expert import HUBS, expert_layout
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
 from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
-from training.recovery import collect
+from training.recovery import collect, hub_choices
 from training.runs import Run
 
 LESSON_KINDS = tuple(k for k in KINDS if k not in TRIAL_KINDS)  # trials have no solution to imitate
@@ -108,6 +108,10 @@ class SFTConfig:
     """Pool lessons replaced by fresh training seeds each step (0: a fixed pool)."""
     expert_kinds: tuple[str, ...] = ("machine", "machine-row")
     """Kinds whose imitated solution is the expert's own layout (`expert_solution`), not the generator's."""
+    hub_kinds: tuple[str, ...] = ()
+    """Kinds whose lessons take, as their solution, the expert's layout through a splitter or
+    machine placed at random among those that solve it (`training.recovery.hub_choices`);
+    where nothing is built yet, any of those placements is a right tile."""
     expert_refresh: float = 0.25
     """Rate at which lessons of `expert_kinds` are refreshed, relative to `refresh` (the expert
     takes a tenth of a second or more per lesson)."""
@@ -176,15 +180,23 @@ def expert_solution(prepared: Prepared) -> Prepared:
     layout = expert_layout(lesson.task, lesson.protected)
     if layout is None or score_layout(lesson, layout) < SOLVED:
         return prepared
-    relabelled = replace(lesson, solution=layout)
+    return with_solution_layout(prepared, layout)
+
+
+def with_solution_layout(prepared: Prepared, layout: World) -> Prepared:
+    """`prepared` with `layout` as its lesson's solution."""
+    relabelled = replace(prepared.lesson, solution=layout)
     return replace(prepared, lesson=relabelled, parts=solution_parts(relabelled))
 
 
-Slot = tuple[Prepared, np.ndarray, np.ndarray]  # a lesson, its solution actions and flow keys
+# a lesson, its solution actions, their flow keys, and the actions placing its hub anywhere
+# that solves it (`hub_choices`; none unless its kind is in `hub_kinds`)
+Slot = tuple[Prepared, np.ndarray, np.ndarray, np.ndarray]
+NO_HUB_CHOICES = np.zeros((0, 5), np.int64)
 
 
-def to_slot(prepared: Prepared) -> Slot:
-    return prepared, solution_actions(prepared), flow_keys(prepared)
+def to_slot(prepared: Prepared, hubs: np.ndarray = NO_HUB_CHOICES) -> Slot:
+    return prepared, solution_actions(prepared), flow_keys(prepared), hubs
 
 
 class LessonPool:
@@ -201,9 +213,10 @@ class LessonPool:
         rng: np.random.Generator,
         expert_kinds: tuple[str, ...] = (),
         expert_refresh: float = 1.0,
+        hub_kinds: tuple[str, ...] = (),
     ) -> None:
         self.kinds, self.size, self.rng = kinds, size, rng
-        self.expert_kinds, self.expert_refresh = expert_kinds, expert_refresh
+        self.expert_kinds, self.expert_refresh, self.hub_kinds = expert_kinds, expert_refresh, hub_kinds
         self.next_seed = int(rng.integers(1_000_000))  # where this run's stream of training seeds starts
         self.seeds_used: set[int] = set()
         self.slots: list[Slot] = [self._fresh(kind) for kind in kinds for _ in range(per_kind)]
@@ -227,6 +240,11 @@ class LessonPool:
             raise AssertionError(f"training drew held-out seed {seed}")
         self.seeds_used.add(seed)
         prepared = prepare(kind, seed, self.size)
+        if kind in self.hub_kinds:
+            choices = hub_choices(prepared)
+            if choices:
+                _, layout = choices[int(self.rng.integers(len(choices)))]
+                return to_slot(with_solution_layout(prepared, layout), np.stack([action for action, _ in choices]))
         if kind in self.expert_kinds:
             prepared = expert_solution(prepared)
         return to_slot(prepared)
@@ -234,7 +252,8 @@ class LessonPool:
     def refresh(self, count: int) -> None:
         for i in self.rng.choice(len(self.slots), min(count, len(self.slots)), replace=False):
             kind = self.slots[i][0].lesson.kind
-            if kind not in self.expert_kinds or self.rng.random() < self.expert_refresh:
+            slow = kind in self.expert_kinds or kind in self.hub_kinds
+            if not slow or self.rng.random() < self.expert_refresh:
                 self.slots[i] = self._fresh(kind)
 
 
@@ -286,9 +305,9 @@ def make_batch(
     recovered = list(pool.recoveries)  # a snapshot: the training thread adds to it
     for b in range(batch_size):
         if recovered and rng.random() < recovery:
-            prepared, actions, keys = recovered[int(rng.integers(len(recovered)))]
+            prepared, actions, keys, hub_spots = recovered[int(rng.integers(len(recovered)))]
         else:
-            prepared, actions, keys = pool.slots[int(rng.integers(len(pool.slots)))]
+            prepared, actions, keys, hub_spots = pool.slots[int(rng.integers(len(pool.slots)))]
         in_flow = rng.random() < flow_order
         world, target, remaining = draw_sample(prepared, actions, rng, keys if in_flow else None)
         worlds.append(world)
@@ -303,6 +322,9 @@ def make_batch(
             hubs = np.isin(left[:, 1], HUB_KINDS)
             next_[b, left[hubs, 0] if hubs.any() else left[:, 0]] = True
         labels[b, left[:, 0]] = left[:, 1:]
+        if len(hub_spots) and len(remaining) == len(actions):  # nothing built: the hub is right at any of its spots
+            labels[b, hub_spots[:, 0]] = hub_spots[:, 1:]  # there, what comes next is the hub
+            next_[b, hub_spots[:, 0]] = todo[b, hub_spots[:, 0]] = True
     stacked = np.stack(worlds)
     masks = anchor_masks(stacked)
     rows, tiles_ = np.nonzero(labels[..., 0] >= 0)
@@ -372,8 +394,9 @@ def train(config: SFTConfig) -> dict[str, Any]:
         raise ConfigError(f"recovery is a share of samples, 0 to 1, not {config.recovery}")
     if min(config.recovery_every, config.recovery_lessons, config.recovery_keep) < 1:
         raise ConfigError("recovery_every, recovery_lessons and recovery_keep must be at least 1")
-    if config.expert_kinds:
-        check_lessons(config.size, config.expert_kinds)
+    for kinds in (config.expert_kinds, config.hub_kinds):
+        if kinds:
+            check_lessons(config.size, kinds)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -391,7 +414,9 @@ def train(config: SFTConfig) -> dict[str, Any]:
         save(run.checkpoints / path, policy, **state, **extra, optimizer=optimizer.state_dict())
 
     start = last_time = time.perf_counter()
-    pool = LessonPool(config.kinds, config.size, config.pool, rng, config.expert_kinds, config.expert_refresh)
+    pool = LessonPool(
+        config.kinds, config.size, config.pool, rng, config.expert_kinds, config.expert_refresh, config.hub_kinds
+    )
 
     recovery_rng = np.random.default_rng([config.seed, 1])  # the training thread's own: `rng` is the prefetch thread's
 

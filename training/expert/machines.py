@@ -237,7 +237,7 @@ def _first_chain(
     catalog = load_catalog()
     markers = [*sources.values(), sink]
     steps = list(product(Direction, LINK_OFFSETS))  # where the next machine goes: side, then sideways shift
-    anchors_tried = _free_anchors(task, markers)[:CANDIDATE_ANCHORS] if roots is None else [(0, y, x) for x, y in roots]
+    anchors_tried = free_anchors(task, markers)[:CANDIDATE_ANCHORS] if roots is None else [(0, y, x) for x, y in roots]
     for _, y, x in anchors_tried:
         for moves in product(steps, repeat=len(chain) - 1):
             anchors = [(x, y)]
@@ -281,7 +281,7 @@ def _machine_fits(task: World, anchor: Tile, protected: frozenset[Tile]) -> bool
     return all(task.is_empty(*t) and t not in protected for t in _machine_tiles(anchor))
 
 
-def _free_anchors(task: World, markers: list[Tile]) -> list[tuple[int, int, int]]:
+def free_anchors(task: World, markers: list[Tile]) -> list[tuple[int, int, int]]:
     """(distance to the markers, y, x) of every free machine position, nearest first."""
     anchors = []
     for y in range(task.height - MACHINE_SIZE + 1):
