@@ -27,14 +27,17 @@ lint: install
 bench: install
 	$(PY) -m training.bench sim
 
-# The default recipe: pre-training, then PPO, then the ONNX export and its evaluation,
-# all in runs/$(RUN)-*/. Flags for each step: SFT_FLAGS, PPO_FLAGS (see configs/*.yaml).
+# The default recipe: pre-training, more of it with hub choices and recovery lessons, then
+# PPO, then the ONNX export and its evaluation, all in runs/$(RUN)-*/. Flags for each step:
+# SFT_FLAGS, HUB_FLAGS, PPO_FLAGS (see configs/*.yaml).
 RUN ?= default
 SFT_FLAGS ?=
+HUB_FLAGS ?=
 PPO_FLAGS ?=
 train: install
 	$(PY) -m training.sft --config configs/sft.yaml --name $(RUN)-sft $(SFT_FLAGS)
-	$(PY) -m training.ppo --config configs/ppo.yaml --name $(RUN)-ppo --init runs/$(RUN)-sft/checkpoints/best.pt $(PPO_FLAGS)
+	$(PY) -m training.sft --config configs/sft-hubs.yaml --name $(RUN)-hubs --init runs/$(RUN)-sft/checkpoints/best.pt $(HUB_FLAGS)
+	$(PY) -m training.ppo --config configs/ppo.yaml --name $(RUN)-ppo --init runs/$(RUN)-hubs/checkpoints/latest.pt $(PPO_FLAGS)
 	$(PY) -m training.export runs/$(RUN)-ppo/checkpoints/best.pt -o runs/$(RUN)-ppo/policy.onnx
 	$(PY) -m training.evaluate --policy runs/$(RUN)-ppo/policy.onnx --compare-expert \
 		--markdown runs/$(RUN)-ppo/evaluation.md --png runs/$(RUN)-ppo/evaluation.png

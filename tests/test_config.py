@@ -65,3 +65,13 @@ def test_trainers_refuse_bad_sizes_and_kinds_before_writing_anything(
         assert program.main(["--root", str(tmp_path), "--name", "x", "--kinds", "spaghetti"]) == 2
         assert "unknown lesson kinds ['spaghetti']" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+RECIPE = Path(__file__).parent.parent / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(RECIPE.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_recipes_config_files_parse_for_their_trainer(path: Path) -> None:
+    parse = ppo.parse if path.name.startswith("ppo") else sft.parse_config
+    config = parse(["--config", str(path)])
+    assert config.kinds  # every field named in the file is one the trainer knows

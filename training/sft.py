@@ -23,7 +23,15 @@ generation costs a few milliseconds per step and the stream still moves on (a
 lesson serves about pool * kinds / refresh steps). For `expert_kinds` (the machine
 lessons) the solution imitated is the expert's own layout (`expert_solution`): their
 generator puts the machine at random, the expert by a rule the policy can learn; the
-expert is slow, so these lessons are refreshed at `expert_refresh` of the rate. Every
+expert is slow, so these lessons are refreshed at `expert_refresh` of the rate. For
+`hub_kinds` (split, machine) the solution instead goes through a splitter or machine put
+at random among the spots from which the expert's layout solves the lesson
+(`training.recovery.hub_choices`: often a dozen), and on the bare task every one of those
+spots is a right tile: the expert's rule picks one, and the policy need not find which.
+With `recovery` > 0, every `recovery_every` steps the policy plays greedy rollouts on
+`recovery_lessons` lessons of the pool, and that share of samples comes from the states
+its failed rollouts reached, each with a way to solve the lesson from there
+(`training.recovery`, DAgger). Every
 `val_every` steps the policy plays greedy rollouts on `val_seeds` held-out seeds per
 kind (`training.evaluate`, the same code as `python -m training.evaluate`); `best.pt`
 keeps the best mean score, `latest.pt` the last state. Configuration: `SFTConfig`, from its defaults < a YAML
@@ -40,7 +48,10 @@ Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
 - charts/learning_rate: the step's learning rate (`lr_decay`);
 - charts/batch_fraction: share of that time the step waited for its batch (batches are
   built in a background thread while the previous step trains);
-- val/mean_score and val/<kind>: greedy rollouts' mean normalised score on held-out seeds.
+- val/mean_score and val/<kind>: greedy rollouts' mean normalised score on held-out seeds;
+- recovery/greedy_solved: share of the pool lessons last rolled out that greedy solved;
+  recovery/found_per_lesson: recovery lessons found per lesson rolled out;
+  recovery/kept: recovery lessons held; recovery/seconds: time the collection took.
 """
 
 from __future__ import annotations
