@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from training import checkpoint, ppo
+from training.config import ConfigError
 from training.model import ModelConfig, Policy
 from training.ppo import PPOConfig, gae, main, parse, train
 
@@ -148,6 +149,16 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert second["weights_sha256"] == straight["weights_sha256"]
     rows = list(csv.DictReader((tmp_path / "halves" / "metrics.csv").open()))
     assert [r["step"] for r in rows] == ["32", "64", "96", "128"]
+
+
+def test_the_imitation_anchor_teaches_the_reference_while_ppo_runs(tmp_path: Path) -> None:
+    config = tiny(
+        tmp_path, "anchor", "--total-steps", "320", "--imitation-coef", "1", "--imitation-batch", "16", "--lr", "3e-3",
+    )  # fmt: skip
+    losses = [m["losses/imitation"] for m in train(config)["history"]]
+    assert len(losses) == 10 and losses[-1] < 0.85 * losses[0], losses
+    with pytest.raises(ConfigError, match="non-trial"):
+        train(tiny(tmp_path, "trials", "--kinds", "trial-1", "--imitation-coef", "1", "--total-steps", "32"))
 
 
 def test_critic_warmup_trains_only_the_value_head(tmp_path: Path) -> None:

@@ -20,7 +20,12 @@ and a stop before any minibatch whose approximate KL passes `target_kl`. The ent
 bonus is the SUM of the per-head entropies (tile, kind, facing, recipe, end; a head the
 action does not read counts 0), i.e. the entropy of the factored action at the sampled
 earlier choices, averaged over the batch. With `--init`, the first `critic_warmup` updates train the
-value head alone (value loss only, every other parameter untouched).
+value head alone (value loss only, every other parameter untouched). With
+`imitation_coef` > 0, every minibatch after the warm-up also adds that weight times
+pre-training's imitation loss on `imitation_batch` reference samples of the non-trial
+kinds (`training.sft.ImitationStream`): an anchor to what pre-training taught. Its
+samples come from a background thread whose state checkpoints do not hold, so a
+`--resume` with it on is not exact.
 
 Under torchrun every process runs its own `num_envs` envs (seeds offset by rank),
 gradients are all-reduced (averaged) before each step, and rank 0 logs and saves;
@@ -42,6 +47,7 @@ all ranks; episode figures are those of rank 0's episodes that ended in the upda
 - losses/entropy: summed head entropy; losses/entropy_<head>: each head's mean entropy;
 - losses/approx_kl: mean of (ratio - 1) - log ratio of the last minibatch, before its step
   (a minibatch past `target_kl` is not stepped: the update stops there);
+- losses/imitation: the imitation loss of the anchor's batches (with `imitation_coef`);
 - losses/clip_fraction: share of samples whose ratio left [1 - clip, 1 + clip];
 - losses/explained_variance: 1 - Var(returns - values) / Var(returns);
 - losses/minibatches: minibatch steps taken (fewer than epochs x minibatches after a KL stop);
@@ -74,6 +80,7 @@ from training.evaluate import validation
 from training.lessons import KINDS, TRIAL_KINDS
 from training.model import FactoredDistribution, ModelConfig, Policy
 from training.runs import Run
+from training.sft import ImitationStream, loss_and_metrics
 
 HEADS = ("tile", "kind", "facing", "recipe", "end")
 
@@ -169,6 +176,12 @@ class PPOConfig:
     """Normalise advantages per minibatch."""
     critic_warmup: int = 0
     """Updates that train only the value head (with --init)."""
+    imitation_coef: float = 0.0
+    """Weight of pre-training's imitation loss (`training.sft.loss_and_metrics`) on a batch of
+    reference samples, added to every minibatch's loss, after the critic warm-up: an anchor
+    to what pre-training taught while PPO improves the rest (0: none)."""
+    imitation_batch: int = 64
+    """Reference samples per minibatch when `imitation_coef` > 0."""
     critic_final_score: bool = True
     """The value head predicts the episode's final score less the entity costs to come; the
     value is that less the current score, which the env knows. Off: it predicts the value
@@ -387,6 +400,13 @@ def train(config: PPOConfig) -> dict[str, Any]:
 
     best = float(state.get("best_val", -1.0))
     kinds = config.kinds or tuple(KINDS)
+    imitation: ImitationStream | None = None
+    if config.imitation_coef > 0:
+        reference_kinds = tuple(k for k in kinds if k not in TRIAL_KINDS)  # trials have no solution
+        if not reference_kinds:
+            raise ConfigError("imitation_coef needs a non-trial kind among kinds")
+        rng = np.random.default_rng([config.seed, rank, 2])
+        imitation = ImitationStream(reference_kinds, config.size, config.imitation_batch, rng)
 
     def evaluate_and_keep_best(metrics: dict[str, float]) -> None:
         nonlocal best
@@ -497,6 +517,10 @@ def train(config: PPOConfig) -> dict[str, Any]:
                     loss = config.value_coef * value_loss
                 else:
                     loss = policy_loss - entropy_coef * entropy + config.value_coef * value_loss
+                    if imitation is not None:
+                        with autocast:
+                            imitation_loss, _ = loss_and_metrics(policy, imitation.next())
+                        loss = loss + config.imitation_coef * imitation_loss
                 with torch.no_grad():
                     approx_kl = float(((ratio - 1) - log_ratio).mean())
                 kl = mean_over_ranks(approx_kl, world, device)  # every rank takes the same decision
@@ -522,6 +546,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
                         "losses/clip_fraction": float(((ratio - 1).abs() > config.clip).float().mean()),
                         **{f"losses/entropy_{head}": float(entropies[head].mean()) for head in HEADS},
                     }
+                    if imitation is not None and not warmup:
+                        figures["losses/imitation"] = float(imitation_loss)
                 for key, value in figures.items():
                     sums[key] = sums.get(key, 0.0) + value
                 count += 1
@@ -580,6 +606,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
     if logger is not None:
         logger.finish()
     env.close()
+    if imitation is not None:
+        imitation.close()
     if world > 1:
         dist.destroy_process_group()
     summary["history"] = history

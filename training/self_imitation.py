@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from training.env.vector import FactoryVectorEnv
 from training.evaluate import SOLVED, validation
 from training.model import FactoredDistribution
 from training.runs import Run
-from training.sft import LESSON_KINDS, Batch, LessonPool, SFTConfig, loss_and_metrics, make_batch, run_progress
+from training.sft import LESSON_KINDS, ImitationStream, SFTConfig, loss_and_metrics, run_progress
 
 
 @dataclass
@@ -239,20 +238,18 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
                     tried[kind] += 1
                     solved[kind] += int(w)
 
-    pool = (
-        LessonPool(reference_kinds, config.size, config.pool, rng, config.expert_kinds, SFTConfig.expert_refresh)
+    reference = (
+        ImitationStream(
+            reference_kinds,
+            config.size,
+            config.expert_batch,
+            np.random.default_rng([config.seed, 2]),  # its own: the stream's thread draws from it
+            config.pool,
+            config.expert_kinds,
+        )
         if config.expert_batch
         else None
     )
-
-    def expert_batch() -> Batch | None:  # runs in the prefetch thread, which alone touches the pool
-        if pool is None:
-            return None
-        pool.refresh(1)
-        return make_batch(pool, config.expert_batch, pool.rng, SFTConfig.flow_order)
-
-    prefetch = ThreadPoolExecutor(1)
-    coming = prefetch.submit(expert_batch)
     env_steps, step, last_steps, last_time = 0, 0, 0, time.perf_counter()
     bar = tqdm(total=config.steps, desc=name, unit="step", dynamic_ncols=True)
 
@@ -282,10 +279,8 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
             self_loss = -dist.log_prob(torch.from_numpy(actions)).mean()
             metrics: dict[str, float] = {"losses/self": float(self_loss.detach())}
             loss = self_loss
-            batch = coming.result()
-            coming = prefetch.submit(expert_batch)
-            if batch is not None:
-                expert_loss, expert_metrics = loss_and_metrics(policy, batch)
+            if reference is not None:
+                expert_loss, expert_metrics = loss_and_metrics(policy, reference.next())
                 loss = loss + config.expert_weight * expert_loss
                 metrics.update(expert_metrics)
             optimizer.zero_grad(set_to_none=True)
@@ -318,7 +313,8 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
             if done:
                 break
     bar.close()
-    prefetch.shutdown(cancel_futures=True)
+    if reference is not None:
+        reference.close()
     checkpoint("latest.pt", step=step, val_score=best)
     summary = {
         "steps": step,

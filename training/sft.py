@@ -385,6 +385,39 @@ def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[s
     return loss, metrics
 
 
+class ImitationStream:
+    """Batches of the reference imitation for another trainer to mix in (PPO's
+    `imitation_coef`, self-imitation's `expert_weight`): a `LessonPool` of `kinds`
+    (`per_kind` lessons each) refreshed by one lesson per batch, its batches built one
+    ahead in a background thread, which alone touches the pool and `rng`."""
+
+    def __init__(
+        self,
+        kinds: tuple[str, ...],
+        size: int,
+        batch_size: int,
+        rng: np.random.Generator,
+        per_kind: int = 32,
+        expert_kinds: tuple[str, ...] = SFTConfig.expert_kinds,
+    ) -> None:
+        self.pool = LessonPool(kinds, size, per_kind, rng, expert_kinds, SFTConfig.expert_refresh)
+        self.batch_size, self.rng = batch_size, rng
+        self.prefetch = ThreadPoolExecutor(1)
+        self.coming = self.prefetch.submit(self._build)
+
+    def _build(self) -> Batch:
+        self.pool.refresh(1)
+        return make_batch(self.pool, self.batch_size, self.rng, SFTConfig.flow_order)
+
+    def next(self) -> Batch:
+        batch = self.coming.result()
+        self.coming = self.prefetch.submit(self._build)
+        return batch
+
+    def close(self) -> None:
+        self.prefetch.shutdown(cancel_futures=True)
+
+
 class RunLength(Protocol):
     """What ends a run: `steps` optimizer steps or `minutes` of wall time (0: none)."""
 
