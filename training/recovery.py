@@ -1,10 +1,16 @@
-"""Recovery lessons for supervised pre-training (DAgger, Ross, Gordon and Bagnell 2011):
-states the policy reaches by itself, each labelled with a way to solve its lesson from there.
+"""Other ways to solve a lesson than its one reference solution, for supervised pre-training.
 
+Hub choices (SFT's `--hub-kinds`, `hub_choices`): the expert puts a lesson's splitter or
+machine at one spot by a global rule (cheapest, ties to the top left; nearest the
+markers), but from most spots its layout *through that hub* solves the lesson too. SFT
+imitates one of those at random, and counts every one right on the bare task.
+
+Recovery lessons (SFT's `--recovery`; DAgger, Ross, Gordon and Bagnell 2011): states the
+policy reaches by itself, each labelled with a way to solve its lesson from there.
 Imitating the reference solutions teaches only their own partial layouts. One stray
 placement in a greedy rollout leaves the policy in a state it never saw, and from there
-it wanders: most greedy failures on the machine lessons look like this, with the right
-machine and one inserter wrong. So SFT (`--recovery`) rolls the policy out greedily on
+it wanders, as in the machine lessons' failures: the right machine and one inserter
+wrong. So SFT rolls the policy out greedily on
 lessons of its pool now and then. For each rollout that does not solve its lesson, it
 keeps the state just after the first placement the solution lacks, and the final state.
 Each state is kept if it can still be solved, keeping all it holds:
