@@ -80,7 +80,7 @@ from training.evaluate import validation
 from training.lessons import KINDS, TRIAL_KINDS
 from training.model import FactoredDistribution, ModelConfig, Policy
 from training.runs import Run
-from training.sft import ImitationStream, loss_and_metrics
+from training.sft import LESSON_KINDS, ImitationStream, loss_and_metrics
 
 HEADS = ("tile", "kind", "facing", "recipe", "end")
 
@@ -402,7 +402,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
     kinds = config.kinds or tuple(KINDS)
     imitation: ImitationStream | None = None
     if config.imitation_coef > 0:
-        reference_kinds = tuple(k for k in kinds if k not in TRIAL_KINDS)  # trials have no solution
+        reference_kinds = tuple(k for k in kinds if k in LESSON_KINDS)  # trials have no solution
         if not reference_kinds:
             raise ConfigError("imitation_coef needs a non-trial kind among kinds")
         rng = np.random.default_rng([config.seed, rank, 2])

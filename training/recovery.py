@@ -125,9 +125,9 @@ def hub_choices(prepared: Prepared) -> list[tuple[np.ndarray, World]]:
     for x, y, kind, detail in placements:
         machine = kind == PLACEABLE.index(Entity.ASSEMBLER)
         action = np.array([y * task.width + x, kind, 0 if machine else detail, detail if machine else 0, 0], np.int64)
-        if reasons(task.data[None].copy(), np.array([0]), action[None]).item() != -1:
-            continue  # not buildable there
         world = task.data[None].copy()
+        if reasons(world, np.array([0]), action[None]).item() != -1:
+            continue  # not buildable there
         place(world, np.array([0]), action[None])
         layout = around_own_hub(world[0], lesson)
         if layout is not None and score_layout(lesson, layout) >= SOLVED:
@@ -139,19 +139,24 @@ def completion(world: np.ndarray, prepared: Prepared, use_expert: bool = True) -
     """A layout that solves `prepared`'s lesson from `world` and keeps all of it (see the
     module docstring for which), or None."""
     lesson = prepared.lesson
-    candidates: list[World | None] = [World(with_solution(world, prepared))]
-    if use_expert:
-        if own_hubs(world, lesson):
-            candidates.append(around_own_hub(world, lesson))
-        else:
-            candidates.append(expert_layout(World(world.copy()), lesson.protected))
     built = world[Channel.ENTITY] != Entity.EMPTY
-    for candidate in candidates:
+
+    def solves(candidate: World | None) -> bool:
         if candidate is None or not (candidate.data[:, built] == world[:, built]).all():
-            continue
-        if score_layout(lesson, candidate) >= SOLVED:
-            return candidate.data
-    return None
+            return False
+        return score_layout(lesson, candidate) >= SOLVED
+
+    completed = World(with_solution(world, prepared))
+    if solves(completed):
+        return completed.data
+    if not use_expert:
+        return None
+    # the expert is slow: asked only when the solution's own entities do not do
+    if own_hubs(world, lesson):
+        layout = around_own_hub(world, lesson)
+    else:
+        layout = expert_layout(World(world.copy()), lesson.protected)
+    return layout.data if layout is not None and solves(layout) else None
 
 
 def recovery_lesson(world: np.ndarray, solution: np.ndarray, prepared: Prepared) -> Prepared:

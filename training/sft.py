@@ -401,13 +401,13 @@ class ImitationStream:
         expert_kinds: tuple[str, ...] = SFTConfig.expert_kinds,
     ) -> None:
         self.pool = LessonPool(kinds, size, per_kind, rng, expert_kinds, SFTConfig.expert_refresh)
-        self.batch_size, self.rng = batch_size, rng
+        self.batch_size = batch_size
         self.prefetch = ThreadPoolExecutor(1)
         self.coming = self.prefetch.submit(self._build)
 
     def _build(self) -> Batch:
         self.pool.refresh(1)
-        return make_batch(self.pool, self.batch_size, self.rng, SFTConfig.flow_order)
+        return make_batch(self.pool, self.batch_size, self.pool.rng, SFTConfig.flow_order)
 
     def next(self) -> Batch:
         batch = self.coming.result()
