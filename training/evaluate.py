@@ -36,7 +36,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from shared_schema.world import World
-from training.env.core import anchor_masks, place, reasons
+from training.env.core import place, reasons
+from training.env.masks import action_masks
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, Lesson, generate
 from training.lessons.base import MAX_SIZE, MIN_SIZE
 from training.onnx_policy import HeadArrays, choose, expansions
@@ -99,7 +100,7 @@ def rollout(
         if time.perf_counter() > deadline:
             return None
         current = worlds[active]
-        actions = choose(heads(current), anchor_masks(current), greedy=rng is None, rng=rng)
+        actions = choose(heads(current), action_masks(current), greedy=rng is None, rng=rng)
         placing = actions[:, 0] < h * w
         active, actions = active[placing], actions[placing]
         legal = reasons(worlds, active, actions) == -1
@@ -128,7 +129,7 @@ def beam_rollout(
             break
         if time.perf_counter() > deadline:
             return None
-        actions, step_log_prob = expansions(heads(live), anchor_masks(live), width)
+        actions, step_log_prob = expansions(heads(live), action_masks(live), width)
         total = log_prob[:, None] + step_log_prob  # [live, width]
         order = np.argsort(-total, axis=None, kind="stable")
         parents, picks = np.unravel_index(order[np.isfinite(total.ravel()[order])], total.shape)

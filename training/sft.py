@@ -6,7 +6,7 @@ A sample is a lesson's task with part of its reference solution already built (a
 order of the solution's entities cut at a uniformly drawn length: mostly flow order,
 nearest the sources first, as a layout is built along its routes; else a random order).
 The loss has two parts, both under the env's own action mask of the sample's world
-(`training.env.core.anchor_masks`, through `FactoredDistribution`), so the policy
+(`training.env.masks.action_masks`, through `FactoredDistribution`), so the policy
 learns only among legal actions, exactly as it will act in the env:
 - the tile: -log of the probability of the right tiles (the anchors of the entities
   next in the order, ties included; in a random order, any assembling machine or
@@ -72,7 +72,8 @@ from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
 from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, layered
-from training.env.core import ENDS, PLACEABLE, anchor_masks
+from training.env.core import ENDS, PLACEABLE
+from training.env.masks import action_masks
 from training.env.supply import Prepared, prepare, solution_parts, training_seed
 from training.evaluate import SOLVED, score_layout, torch_heads, validation
 from training.expert import HUBS, expert_layout
@@ -337,7 +338,7 @@ def make_batch(
             labels[b, hub_spots[:, 0]] = hub_spots[:, 1:]  # there, what comes next is the hub
             next_[b, hub_spots[:, 0]] = todo[b, hub_spots[:, 0]] = True
     stacked = np.stack(worlds)
-    masks = anchor_masks(stacked)
+    masks = action_masks(stacked)
     rows, tiles_ = np.nonzero(labels[..., 0] >= 0)
     kind, facing = labels[rows, tiles_, 0], labels[rows, tiles_, 1]
     illegal = masks[rows, kind, facing, tiles_] == 0  # e.g. an underground exit before its entrance

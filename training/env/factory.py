@@ -13,6 +13,7 @@ from shared_schema.placement import apply, check, legal_anchors
 from shared_schema.world import World
 from training.env.config import EnvConfig
 from training.env.core import FACINGS, PLACEABLE, REASONS, action_space, observation_space, scores, to_action
+from training.env.masks import dead_placements
 from training.env.supply import Prepared, prepare, start
 from training.sim.engine import sink_rates_batch
 from training.sim.paths import on_path_fraction
@@ -140,6 +141,7 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
         for i, kind in enumerate(PLACEABLE):
             for facing in Direction:
                 mask[i, facing] = legal_anchors(self._world, kind, facing).ravel()
+        mask[dead_placements(self._world.data[None])[0]] = 0
         return mask
 
     def _observation(self) -> Observation:

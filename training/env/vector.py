@@ -35,12 +35,12 @@ from training.env.core import (
     PLACEABLE,
     REASONS,
     action_space,
-    anchor_masks,
     observation_space,
     place,
     reasons,
     scores,
 )
+from training.env.masks import action_masks
 from training.env.supply import Prepared, prepare, start
 from training.sim.engine import MAX_SINKS, sink_rates_batch
 from training.sim.paths import on_path_fractions
@@ -126,7 +126,7 @@ class FactoryVectorEnv(VectorEnv):
         changed = self.worlds[legal]
         # the mimic scores the changed worlds in the background while this thread goes on
         pending = self._background.submit(sink_rates_batch, changed, self.threads)
-        self.masks[legal] = anchor_masks(changed)
+        self.masks[legal] = action_masks(changed)
         self.reason_counts[illegal, code[code >= 0]] += 1
         self.invalid[illegal] += 1
         self.entities[legal] += 1
@@ -201,7 +201,7 @@ class FactoryVectorEnv(VectorEnv):
     def _begin(self, envs: np.ndarray, starts: np.ndarray, rates: np.ndarray) -> None:
         """Install the episodes `_draw` prepared."""
         self.worlds[envs] = starts
-        self.masks[envs] = anchor_masks(starts)
+        self.masks[envs] = action_masks(starts)
         for i in envs:
             prepared = self.lessons[i]
             assert prepared is not None
