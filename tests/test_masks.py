@@ -14,6 +14,7 @@ from training.env.core import PLACEABLE, anchor_masks
 from training.env.masks import action_masks, dead_placements
 from training.lessons import generate
 
+BUILDING_KINDS = ["belt-routing", "belt-wall", "belt-crossing", "split", "merge", "machine", "machine-row"]
 N, E, S, W = Direction.NORTH, Direction.EAST, Direction.SOUTH, Direction.WEST
 
 
@@ -84,7 +85,7 @@ def test_action_masks_are_legality_less_dead_placements() -> None:
     assert np.array_equal(masks.astype(bool), anchor_masks(worlds).astype(bool) & ~dead_placements(worlds))
 
 
-@pytest.mark.parametrize("kind", ["belt-routing", "belt-wall", "belt-crossing", "split", "merge", "machine"])
+@pytest.mark.parametrize("kind", BUILDING_KINDS)
 def test_no_reference_solution_uses_a_dead_placement(kind: str) -> None:
     for seed in range(1000, 1020):
         lesson = generate(kind, seed, 11)
