@@ -25,64 +25,116 @@ these. A policy trained without this rule gains from it too: it only removes cho
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from shared_schema.directions import DX, DY
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import Channel
 from training.env.core import FACINGS, PLACEABLE, anchor_masks
 
+# plain ints: numba compares arrays with ints, not IntEnums
+_ENTITY, _FACING, _END = int(Channel.ENTITY), int(Channel.FACING), int(Channel.UNDERGROUND)
+_BELT_E, _UNDERGROUND_E, _SPLITTER_E = int(Entity.BELT), int(Entity.UNDERGROUND), int(Entity.SPLITTER)
+_INSERTER_E, _LONG_INSERTER_E = int(Entity.INSERTER), int(Entity.LONG_INSERTER)
+_SOURCE, _SINK, _BLOCKED, _EXIT = int(Entity.SOURCE), int(Entity.SINK), int(Entity.BLOCKED), int(UndergroundEnd.EXIT)
 _BELT, _UNDERGROUND, _SPLITTER = (PLACEABLE.index(k) for k in (Entity.BELT, Entity.UNDERGROUND, Entity.SPLITTER))
-_INSERTER_REACH = ((PLACEABLE.index(Entity.INSERTER), 1), (PLACEABLE.index(Entity.LONG_INSERTER), 2))
+_INSERTER, _LONG_INSERTER = PLACEABLE.index(Entity.INSERTER), PLACEABLE.index(Entity.LONG_INSERTER)
+_DY, _DX = np.array([-1, 0, 1, 0], np.int64), np.array([0, 1, 0, -1], np.int64)  # north, east, south, west
 
 
 def action_masks(worlds: np.ndarray) -> np.ndarray:
     """int8[B, len(PLACEABLE), 4, H * W]: the legal anchors of int16[B, 6, H, W] worlds
     (`core.anchor_masks`) less the dead placements."""
     masks = anchor_masks(worlds)
-    masks[dead_placements(worlds)] = 0
+    _find_dead(np.ascontiguousarray(worlds), masks, True)
     return masks
 
 
-def _ahead(a: np.ndarray, dx: int, dy: int, fill: bool) -> np.ndarray:
-    """out[..., y, x] = a[..., y + dy, x + dx]; `fill` where that is off the grid."""
-    h, w = a.shape[-2:]
-    out = np.full_like(a, fill)
-    out[..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = a[
-        ..., max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
-    ]
-    return out
-
-
 def dead_placements(worlds: np.ndarray) -> np.ndarray:
-    """bool[B, len(PLACEABLE), 4, H * W] (kind, facing, anchor, as the env's action mask): placements
-    into int16[B, 6, H, W] worlds that can never connect (see the module docstring)."""
+    """bool[B, len(PLACEABLE), 4, H * W] (kind, facing, anchor, as the env's action mask):
+    placements into int16[B, 6, H, W] worlds that can never connect (see the module docstring)."""
     b, _, h, w = worlds.shape
-    entity, facing = worlds[:, Channel.ENTITY], worlds[:, Channel.FACING]
-    underground = entity == Entity.UNDERGROUND
-    exit_ = underground & (worlds[:, Channel.UNDERGROUND] == UndergroundEnd.EXIT)
-    entrance = underground & ~exit_
-    points = (entity == Entity.BELT) | (entity == Entity.SPLITTER) | (entity == Entity.SOURCE) | exit_
-    # a feeder facing `d` arrives at each tile from its back (0), right (1), front (2) or left (3)
-    head_on_refused = (entity == Entity.BELT) | (entity == Entity.SINK) | entrance
-    # feeding_in[e]: a neighbour facing e points into the tile
-    feeding_in = [_ahead(points & (facing == e), -DX[e], -DY[e], False) for e in range(4)]
-    no_pickup = np.isin(entity, (Entity.BLOCKED, Entity.INSERTER, Entity.LONG_INSERTER, Entity.SINK))
-    no_drop = np.isin(entity, (Entity.BLOCKED, Entity.INSERTER, Entity.LONG_INSERTER, Entity.SOURCE))
-    dead = np.zeros((b, len(PLACEABLE), FACINGS, h, w), bool)
-    for d in range(FACINGS):
-        arrival = (d - facing) % 4
-        refuses = (head_on_refused & (arrival == 2)) | (exit_ & (arrival % 2 == 0))
-        refuses |= (entity == Entity.SPLITTER) & (arrival != 0)
-        into_refusal = _ahead(refuses, DX[d], DY[d], False)
-        dead[:, _BELT, d] = into_refusal
-        # a splitter takes only from behind; its second tile is east (facing north/south) or south
-        fed_wrongly = np.logical_or.reduce([feeding_in[e] for e in range(4) if e != d])
-        half = into_refusal | fed_wrongly
-        dead[:, _SPLITTER, d] = half | (_ahead(half, 1, 0, False) if d % 2 == 0 else _ahead(half, 0, 1, False))
-        dead[:, _UNDERGROUND, d] = feeding_in[(d + 2) % 4]
-        for kind, reach in _INSERTER_REACH:
-            pickup = _ahead(no_pickup, -reach * DX[d], -reach * DY[d], True)
-            drop = _ahead(no_drop, reach * DX[d], reach * DY[d], True)
-            dead[:, kind, d] = pickup | drop
-    return dead.reshape(b, len(PLACEABLE), FACINGS, h * w)
+    dead = np.zeros((b, len(PLACEABLE), FACINGS, h * w), np.int8)
+    _find_dead(np.ascontiguousarray(worlds), dead, False)
+    return dead.view(np.bool_)
+
+
+def _refusal_table() -> np.ndarray:
+    """bool[entity, underground end, arrival]: whether a tile refuses items pushed into it
+    by a neighbour arriving from its back (0), right (1), front (2) or left (3)."""
+    table = np.zeros((len(Entity), len(UndergroundEnd), 4), np.bool_)
+    table[[_BELT_E, _SINK, _UNDERGROUND_E], :, 2] = True  # head-on
+    table[_UNDERGROUND_E, _EXIT, 0] = True  # an exit's hood
+    table[_SPLITTER_E, :, 1:] = True  # a splitter takes only from behind
+    return table
+
+
+_REFUSES = _refusal_table()
+_POINTS = np.zeros((len(Entity), len(UndergroundEnd)), np.bool_)  # pushes items onto the tile ahead
+_POINTS[[_BELT_E, _SPLITTER_E, _SOURCE], :] = True
+_POINTS[_UNDERGROUND_E, _EXIT] = True
+_NO_PICKUP = np.isin(np.arange(len(Entity)), (_BLOCKED, _INSERTER_E, _LONG_INSERTER_E, _SINK))
+_NO_DROP = np.isin(np.arange(len(Entity)), (_BLOCKED, _INSERTER_E, _LONG_INSERTER_E, _SOURCE))
+
+
+@numba.njit(cache=True, nogil=True)
+def _find_dead(worlds: np.ndarray, out: np.ndarray, clear: bool) -> None:
+    """For every kind but the assembler (never dead): out[b, kind, facing, anchor] (int8)
+    becomes 1 if that placement is dead, else 0; or, when `clear`, becomes 0 where it is dead."""
+    n, _, h, w = worlds.shape
+    # per tile, on arrays with a border of 2 (a long-handed inserter's reach) around the grid,
+    # as bit sets over facings d: `refused`, pushing with d into the tile is refused (the edge
+    # refuses nothing); `fed`, a neighbour pushes into the tile with d; `splitter`, a splitter
+    # tile facing d there would push into a refusal or be fed from its side or front. And
+    # whether an inserter could pick up or drop there (never off the grid).
+    refused = np.zeros((h + 4, w + 4), np.int64)
+    pushes = np.full((h + 4, w + 4), -1, np.int64)
+    fed = np.zeros((h + 4, w + 4), np.int64)
+    splitter = np.zeros((h + 4, w + 4), np.int64)
+    no_pickup = np.ones((h + 4, w + 4), np.bool_)
+    no_drop = np.ones((h + 4, w + 4), np.bool_)
+    for b in range(n):
+        world = worlds[b]
+        for y in range(h):
+            for x in range(w):
+                entity, end, facing = world[_ENTITY, y, x], world[_END, y, x], world[_FACING, y, x]
+                bits = 0
+                for d in range(4):
+                    bits |= _REFUSES[entity, end, (d - facing) & 3] << d
+                refused[y + 2, x + 2] = bits
+                pushes[y + 2, x + 2] = facing if _POINTS[entity, end] else -1
+                no_pickup[y + 2, x + 2] = _NO_PICKUP[entity]
+                no_drop[y + 2, x + 2] = _NO_DROP[entity]
+        for y in range(2, h + 2):
+            for x in range(2, w + 2):
+                bits = 0
+                for e in range(4):  # the neighbour behind the tile as e goes, pushing with e
+                    bits |= (pushes[y - _DY[e], x - _DX[e]] == e) << e
+                fed[y, x] = bits
+                split = 0
+                for d in range(4):
+                    ahead_refuses = (refused[y + _DY[d], x + _DX[d]] >> d) & 1
+                    split |= (ahead_refuses | ((bits & ~(1 << d)) != 0)) << d
+                splitter[y, x] = split
+        for d in range(4):
+            dy, dx = _DY[d], _DX[d]
+            y2, x2 = d % 2, 1 - d % 2  # a splitter's second tile: east of its anchor (facing north or south), or south
+            for y in range(2, h + 2):
+                row = (y - 2) * w - 2
+                for x in range(2, w + 2):
+                    tile = row + x
+                    _put(out, b, _BELT, d, tile, (refused[y + dy, x + dx] >> d) & 1, clear)
+                    _put(out, b, _UNDERGROUND, d, tile, (fed[y, x] >> ((d + 2) % 4)) & 1, clear)  # fed head-on
+                    _put(out, b, _SPLITTER, d, tile, ((splitter[y, x] | splitter[y + y2, x + x2]) >> d) & 1, clear)
+                    pickup, drop = no_pickup[y - dy, x - dx], no_drop[y + dy, x + dx]
+                    _put(out, b, _INSERTER, d, tile, pickup | drop, clear)
+                    pickup, drop = no_pickup[y - 2 * dy, x - 2 * dx], no_drop[y + 2 * dy, x + 2 * dx]
+                    _put(out, b, _LONG_INSERTER, d, tile, pickup | drop, clear)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _put(out: np.ndarray, b: int, kind: int, d: int, tile: int, dead: int, clear: bool) -> None:
+    if clear:
+        out[b, kind, d, tile] &= 1 - dead
+    else:
+        out[b, kind, d, tile] = dead
