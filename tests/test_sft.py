@@ -15,7 +15,8 @@ from shared_schema.placement import apply
 from shared_schema.world import World
 from training import sft
 from training.checkpoint import load
-from training.env.core import PLACEABLE, anchor_masks, to_action
+from training.env.core import PLACEABLE, to_action
+from training.env.masks import action_masks
 from training.env.supply import prepare, training_seed
 from training.evaluate import SOLVED, score_layout
 from training.expert import expert_layout
@@ -54,13 +55,26 @@ def test_a_sample_and_the_rest_of_its_order_rebuild_the_solution(kind: str) -> N
                 continue
             assert remaining[0] == target
             tile, kind_index, facing = actions[target, :3]
-            assert anchor_masks(world[None])[0, kind_index, facing, tile] == 1  # legal under the env's mask
+            assert action_masks(world[None])[0, kind_index, facing, tile] == 1  # allowed by the env's mask
             built = World(world.copy())
             for i in remaining:  # the target first, then the rest of the order
                 placing = to_action(actions[i], 11)
                 assert placing is not None
                 apply(built, placing)
             assert built == solution
+
+
+def test_bare_task_samples_have_nothing_built_and_cost_no_draw_when_off() -> None:
+    prepared = prepare("split", training_seed(0), 11)
+    actions = solution_actions(prepared)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        world, _, remaining = draw_sample(prepared, actions, rng, bare_task=1.0)
+        assert (world == prepared.lesson.task.data).all() and len(remaining) == len(actions)
+    plain, off = np.random.default_rng(1), np.random.default_rng(1)
+    for _ in range(5):  # bare_task 0 draws exactly what the sampler drew before the option existed
+        a, b = draw_sample(prepared, actions, plain), draw_sample(prepared, actions, off, bare_task=0.0)
+        assert (a[0] == b[0]).all() and a[1] == b[1]
 
 
 def test_machine_lessons_imitate_the_experts_layout_which_solves_them() -> None:
