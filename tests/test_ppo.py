@@ -193,12 +193,15 @@ def _free_port() -> int:
 
 
 def test_ddp_with_gloo_keeps_both_ranks_identical(tmp_path: Path) -> None:
+    # compile and cache the numba kernels here first: two ranks compiling them at once on a
+    # fresh clone take minutes on two cores, and may read each other's half-written cache
+    train(tiny(tmp_path, "warm-up", "--total-steps", "32"))
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
         "--master_port", str(_free_port()), "-m", "training.ppo",
         *TINY, "--root", str(tmp_path), "--name", "ddp", "--total-steps", "192", "--device", "cpu",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["updates"] == 3 and summary["steps"] == 192  # 2 ranks x 8 envs x 4 steps per update
