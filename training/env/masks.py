@@ -61,7 +61,8 @@ def dead_placements(worlds: np.ndarray) -> np.ndarray:
 
 def _refusal_table() -> np.ndarray:
     """bool[entity, underground end, arrival]: whether a tile refuses items pushed into it
-    by a neighbour arriving from its back (0), right (1), front (2) or left (3)."""
+    by a neighbour facing d, by arrival (d - the tile's facing) % 4: from behind (0), from
+    the front (2), or from a side (1, 3)."""
     table = np.zeros((len(Entity), len(UndergroundEnd), 4), np.bool_)
     table[[_BELT_E, _SINK, _UNDERGROUND_E], :, 2] = True  # head-on
     table[_UNDERGROUND_E, _EXIT, 0] = True  # an exit's hood
