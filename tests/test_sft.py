@@ -64,19 +64,6 @@ def test_a_sample_and_the_rest_of_its_order_rebuild_the_solution(kind: str) -> N
             assert built == solution
 
 
-def test_bare_task_samples_have_nothing_built_and_cost_no_draw_when_off() -> None:
-    prepared = prepare("split", training_seed(0), 11)
-    actions = solution_actions(prepared)
-    rng = np.random.default_rng(0)
-    for _ in range(5):
-        world, _, remaining = draw_sample(prepared, actions, rng, bare_task=1.0)
-        assert (world == prepared.lesson.task.data).all() and len(remaining) == len(actions)
-    plain, off = np.random.default_rng(1), np.random.default_rng(1)
-    for _ in range(5):  # bare_task 0 draws exactly what the sampler drew before the option existed
-        a, b = draw_sample(prepared, actions, plain), draw_sample(prepared, actions, off, bare_task=0.0)
-        assert (a[0] == b[0]).all() and a[1] == b[1]
-
-
 def test_machine_lessons_imitate_the_experts_layout_which_solves_them() -> None:
     for index in range(3):
         prepared = prepare("machine", training_seed(index), 11)

@@ -127,10 +127,6 @@ class SFTConfig:
     expert_refresh: float = 0.25
     """Rate at which lessons of `expert_kinds` are refreshed, relative to `refresh` (the expert
     takes a tenth of a second or more per lesson)."""
-    bare_task: float = 0.0
-    """Share of samples with nothing of the solution built, on top of those the uniform cut
-    draws: the step where greedy rollouts of split and machine lessons most often go wrong
-    (the hub's spot), else about one sample in fifteen."""
     recovery: float = 0.0
     """Share of samples drawn from recovery lessons (`training.recovery`: states the policy's
     own greedy rollouts reach, with a way to solve the lesson from there); 0: none."""
@@ -274,20 +270,14 @@ class LessonPool:
 
 
 def draw_sample(
-    prepared: Prepared,
-    actions: np.ndarray,
-    rng: np.random.Generator,
-    keys: np.ndarray | None = None,
-    bare_task: float = 0.0,
+    prepared: Prepared, actions: np.ndarray, rng: np.random.Generator, keys: np.ndarray | None = None
 ) -> tuple[np.ndarray, int, np.ndarray]:
     """(world int16[6, H, W], index of the target in `actions` or -1 for "done", indices
     of the entities still to build): the task with a random prefix of an order of the
-    solution built: by `keys` (ties in random order) when given, else a random order.
-    The prefix is empty with probability `bare_task`, else of a uniformly drawn length."""
+    solution built: by `keys` (ties in random order) when given, else a random order."""
     n = len(actions)
     order = rng.permutation(n) if keys is None else np.lexsort((rng.random(n), keys))
-    bare = bare_task > 0 and rng.random() < bare_task  # no draw when off: the stream stays as it was
-    built = 0 if bare else int(rng.integers(n + 1))
+    built = int(rng.integers(n + 1))
     world = prepared.lesson.task.data.copy()
     if built:
         assert prepared.lesson.solution is not None
@@ -316,15 +306,9 @@ class Batch:
 
 
 def make_batch(
-    pool: LessonPool,
-    batch_size: int,
-    rng: np.random.Generator,
-    flow_order: float = 0.0,
-    recovery: float = 0.0,
-    bare_task: float = 0.0,
+    pool: LessonPool, batch_size: int, rng: np.random.Generator, flow_order: float = 0.0, recovery: float = 0.0
 ) -> Batch:
-    """A batch of samples (`draw_sample`), a `recovery` share of them from the pool's
-    recovery lessons, a `bare_task` share with nothing built."""
+    """A batch of samples (`draw_sample`), a `recovery` share of them from the pool's recovery lessons."""
     tiles = pool.size * pool.size
     worlds = []
     next_ = np.zeros((batch_size, tiles + 1), bool)
@@ -337,7 +321,7 @@ def make_batch(
         else:
             prepared, actions, keys, hub_spots = pool.slots[int(rng.integers(len(pool.slots)))]
         in_flow = rng.random() < flow_order
-        world, target, remaining = draw_sample(prepared, actions, rng, keys if in_flow else None, bare_task)
+        world, target, remaining = draw_sample(prepared, actions, rng, keys if in_flow else None)
         worlds.append(world)
         if target < 0:
             next_[b, tiles] = todo[b, tiles] = True
@@ -495,7 +479,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
 
     def next_batch() -> Batch:  # runs in the prefetch thread, which alone touches pool and rng
         pool.refresh(config.refresh)
-        return make_batch(pool, config.batch_size, rng, config.flow_order, config.recovery, config.bare_task)
+        return make_batch(pool, config.batch_size, rng, config.flow_order, config.recovery)
 
     prefetch = ThreadPoolExecutor(1)  # numpy and torch release the GIL: batches build while the step runs
     coming = prefetch.submit(next_batch)
