@@ -10,7 +10,7 @@ import pytest
 
 from shared_schema.world import World
 from training.evaluate import main, ordered_kinds
-from training.lessons import KINDS, TRIAL_KINDS
+from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS
 
 
 def test_scores_the_expert_per_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,6 +34,15 @@ def test_refuses_unknown_policies_and_seed_counts(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["--policy", "expert", "--size", "40"])
     assert "--size must be 8 to 32, not 40" in capsys.readouterr().err
+
+
+def test_validation_never_picks_a_checkpoint_on_the_seeds_evaluation_scores(capsys: pytest.CaptureFixture[str]) -> None:
+    assert set(VALIDATION_SEEDS) <= set(HELD_OUT_SEEDS)  # never trained on
+    scored = len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)  # the most evaluation takes
+    assert set(VALIDATION_SEEDS).isdisjoint(HELD_OUT_SEEDS[:scored])
+    with pytest.raises(SystemExit):
+        main(["--policy", "expert", "--seeds", str(scored + 1)])
+    assert f"--seeds must be 1 to {scored}" in capsys.readouterr().err
 
 
 def test_kinds_are_listed_lessons_first_then_trials() -> None:

@@ -38,7 +38,7 @@ from rich.table import Table
 from shared_schema.world import World
 from training.env.core import place, reasons
 from training.env.masks import action_masks
-from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, Lesson, generate
+from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS, Lesson, generate
 from training.lessons.base import MAX_SIZE, MIN_SIZE
 from training.onnx_policy import HeadArrays, choose, expansions
 from training.sim import power_mean_score, sink_rates_batch
@@ -270,9 +270,12 @@ def evaluate(
 
 
 def validation(policy: Policy, kinds: Sequence[str], seeds: int, size: int) -> dict[str, float]:
-    """Greedy rollouts of a torch policy on the first `seeds` held-out seeds of each kind,
+    """Greedy rollouts of a torch policy on the first `seeds` validation seeds of each kind
+    (`VALIDATION_SEEDS`: held out of training, and apart from the seeds evaluation scores),
     as training logs them: val/<kind> and val/mean_score (the mean over the kinds)."""
-    results = evaluate(policy_planner(torch_heads(policy)), kinds, list(HELD_OUT_SEEDS[:seeds]), size)
+    if not 1 <= seeds <= len(VALIDATION_SEEDS):
+        raise ValueError(f"validation takes 1 to {len(VALIDATION_SEEDS)} seeds per kind, not {seeds}")
+    results = evaluate(policy_planner(torch_heads(policy)), kinds, list(VALIDATION_SEEDS[:seeds]), size)
     scores = {f"val/{r.kind}": r.mean_score for r in results}
     return {"val/mean_score": float(np.mean(list(scores.values()))), **scores}
 
@@ -365,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         planner = load_planner(args.policy, args.search, args.beam)
     except Exception as error:  # an unknown name or a file that is not a policy
         parser.error(str(error))
-    if not 1 <= args.seeds <= len(HELD_OUT_SEEDS):
-        parser.error(f"--seeds must be 1 to {len(HELD_OUT_SEEDS)}")
+    if not 1 <= args.seeds <= len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS):
+        parser.error(f"--seeds must be 1 to {len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)} (the rest validate training)")
     if not MIN_SIZE <= args.size <= MAX_SIZE:
         parser.error(f"--size must be {MIN_SIZE} to {MAX_SIZE}, not {args.size}")
     kinds = args.kinds or ordered_kinds()

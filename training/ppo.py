@@ -41,7 +41,7 @@ all ranks; episode figures are those of rank 0's episodes that ended in the upda
 - charts/on_path_fraction: share of an ended episode's entities that carry items;
 - charts/episodes: episodes ended in the update;
 - charts/learning_rate, charts/entropy_coef, charts/prefill: the schedules' values;
-- val/mean_score, val/<kind>: greedy rollouts on held-out seeds (`eval_every`), the
+- val/mean_score, val/<kind>: greedy rollouts on validation seeds (`eval_every`), the
   figure checkpoints/best.pt is kept by;
 - losses/policy, losses/value: clipped surrogate and (clipped) value loss;
 - losses/entropy: summed head entropy; losses/entropy_<head>: each head's mean entropy;
@@ -105,7 +105,7 @@ class PPOConfig:
     checkpoint_every: int = 50
     """Write checkpoints/latest.pt every this many updates (and always at the end; 0: end only)."""
     eval_every: int = 0
-    """Greedy rollouts on `eval_seeds` held-out seeds per kind before the first update, every
+    """Greedy rollouts on `eval_seeds` validation seeds per kind before the first update, every
     this many updates and at the end; checkpoints/best.pt keeps the best mean (0: never)."""
     eval_seeds: int = 5
     """Held-out seeds per kind for those rollouts."""

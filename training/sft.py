@@ -32,7 +32,7 @@ With `recovery` > 0, every `recovery_every` steps the policy plays greedy rollou
 `recovery_lessons` lessons of the pool, and that share of samples comes from the states
 its failed rollouts reached, each with a way to solve the lesson from there
 (`training.recovery`, DAgger). Every
-`val_every` steps the policy plays greedy rollouts on `val_seeds` held-out seeds per
+`val_every` steps the policy plays greedy rollouts on `val_seeds` validation seeds per
 kind (`training.evaluate`, the same code as `python -m training.evaluate`); `best.pt`
 keeps the best mean score, `latest.pt` the last state. Configuration: `SFTConfig`, from its defaults < a YAML
 file (`--config`) < command-line flags.
@@ -48,7 +48,7 @@ Metrics (`runs/<name>/metrics.csv` and TensorBoard, against samples seen):
 - charts/learning_rate: the step's learning rate (`lr_decay`);
 - charts/batch_fraction: share of that time the step waited for its batch (batches are
   built in a background thread while the previous step trains);
-- val/mean_score and val/<kind>: greedy rollouts' mean normalised score on held-out seeds;
+- val/mean_score and val/<kind>: greedy rollouts' mean normalised score on the validation seeds;
 - recovery/greedy_solved: share of the pool lessons last rolled out that greedy solved;
   recovery/found_per_lesson: recovery lessons found per lesson rolled out;
   recovery/kept: recovery lessons held; recovery/seconds: time the collection took.
@@ -137,7 +137,7 @@ class SFTConfig:
     recovery_keep: int = 1024
     """Recovery lessons kept (the oldest are replaced)."""
     val_every: int = 250
-    """Validate (greedy rollouts on held-out seeds) every this many steps, and at the end."""
+    """Validate (greedy rollouts on the validation seeds) every this many steps, and at the end."""
     val_seeds: int = 5
     """Held-out seeds per kind for validation."""
     log_every: int = 25

@@ -13,6 +13,9 @@ from shared_schema.world import World
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 8, 32, 11
 # Seeds kept out of training: evaluation uses the first 100 (any kind, any size).
 HELD_OUT_SEEDS = range(1_000_000_000, 1_000_100_000)
+# The last 1,000 of them: training's validation picks its best checkpoint on these, so the
+# checkpoint is never chosen on the seeds it is then evaluated on.
+VALIDATION_SEEDS = HELD_OUT_SEEDS[-1_000:]
 
 
 @dataclass(frozen=True)
