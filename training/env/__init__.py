@@ -9,7 +9,8 @@ Importing this package registers `factorion/Factory-v0`:
 
 `FactoryEnv` (`factory.py`) is the single env, built on the shared placement
 validator; `FactoryVectorEnv` (`vector.py`) steps many as arrays. Spaces, the
-factored action and the score: `core.py`; lesson supply: `supply.py`.
+factored action and the score: `core.py`; the action mask (legal placements that can
+connect): `masks.py`; lesson supply: `supply.py`.
 """
 
 from __future__ import annotations
