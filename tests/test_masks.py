@@ -72,10 +72,12 @@ def test_inserters_need_both_ends_usable() -> None:
     assert not dead(world, Entity.LONG_INSERTER, 2, 2, N)  # two tiles ahead: into the sink
 
 
-def test_a_belt_may_end_against_a_source_or_the_edge() -> None:
-    world = world_of("S> .. ..\n.. .. ..", [(0, 0, "iron-plate")])
-    assert not dead(world, Entity.BELT, 0, 1, N)  # its last tile can feed an inserter
-    assert not dead(world, Entity.BELT, 2, 0, E)
+def test_a_belt_may_end_against_a_source_but_not_a_wall_or_the_edge() -> None:
+    world = world_of("S> .. ..\n.. .. ##\n.. .. ..", [(0, 0, "iron-plate")])
+    assert not dead(world, Entity.BELT, 0, 1, N)  # into a source: its last tile can feed an inserter
+    assert dead(world, Entity.BELT, 1, 1, E)  # into the blocked tile
+    assert dead(world, Entity.BELT, 2, 0, E)  # off the grid
+    assert not dead(world, Entity.BELT, 2, 2, W)  # along the edge: it may end there, or go on
 
 
 def test_action_masks_are_legality_less_dead_placements() -> None:

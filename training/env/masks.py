@@ -5,7 +5,8 @@ placements can never pass items whatever is built later, because of what already
 next to them (docs/MIMIC.md's table of what a tile accepts from where):
 - a belt pointing into a tile that refuses it: head-on into a belt, a sink or an
   underground entrance, into the hood or the front of an underground exit, into the
-  side or the front of a splitter;
+  side or the front of a splitter; or into a blocked tile or off the grid, where it can
+  only end (it may still end anywhere else: it could turn there instead);
 - a splitter doing the same with either half, or fed from its side or front by a
   neighbour pointing into it;
 - an underground belt (either end: the end is chosen after the mask) fed head-on;
@@ -13,9 +14,9 @@ next to them (docs/MIMIC.md's table of what a tile accepts from where):
   drop tile is off the grid, blocked, an inserter or a source (long-handed: two tiles away).
 
 Each rule is about a pair of neighbours, one already built, so a layout reached one
-placement at a time never holds a pair the rules refuse, whatever the order. Pointing
-into a source or off the grid stays allowed: a belt may end anywhere (an inserter can
-pick from its last tile), and the experts' solutions do that.
+placement at a time never holds a pair the rules refuse, whatever the order. A belt
+may still point into a source: the expert's machine layouts end a belt there for a
+long-handed inserter to pick from. No reference solution uses a dead placement (tested).
 
 `dead_placements(worlds)` gives them in the layout of the env's action mask, and
 `action_masks(worlds)` is the mask every policy rollout uses (the environments,
@@ -92,6 +93,7 @@ def _find_dead(worlds: np.ndarray, out: np.ndarray, clear: bool) -> None:
     pushes = np.full((h + 4, w + 4), -1, np.int64)
     fed = np.zeros((h + 4, w + 4), np.int64)
     splitter = np.zeros((h + 4, w + 4), np.int64)
+    wall = np.ones((h + 4, w + 4), np.bool_)  # blocked or off the grid
     no_pickup = np.ones((h + 4, w + 4), np.bool_)
     no_drop = np.ones((h + 4, w + 4), np.bool_)
     for b in range(n):
@@ -104,6 +106,7 @@ def _find_dead(worlds: np.ndarray, out: np.ndarray, clear: bool) -> None:
                     bits |= _REFUSES[entity, end, (d - facing) & 3] << d
                 refused[y + 2, x + 2] = bits
                 pushes[y + 2, x + 2] = facing if _POINTS[entity, end] else -1
+                wall[y + 2, x + 2] = entity == _BLOCKED
                 no_pickup[y + 2, x + 2] = _NO_PICKUP[entity]
                 no_drop[y + 2, x + 2] = _NO_DROP[entity]
         for y in range(2, h + 2):
@@ -124,7 +127,8 @@ def _find_dead(worlds: np.ndarray, out: np.ndarray, clear: bool) -> None:
                 row = (y - 2) * w - 2
                 for x in range(2, w + 2):
                     tile = row + x
-                    _put(out, b, _BELT, d, tile, (refused[y + dy, x + dx] >> d) & 1, clear)
+                    into_wall = wall[y + dy, x + dx]
+                    _put(out, b, _BELT, d, tile, ((refused[y + dy, x + dx] >> d) & 1) | into_wall, clear)
                     _put(out, b, _UNDERGROUND, d, tile, (fed[y, x] >> ((d + 2) % 4)) & 1, clear)  # fed head-on
                     _put(out, b, _SPLITTER, d, tile, ((splitter[y, x] | splitter[y + y2, x + x2]) >> d) & 1, clear)
                     pickup, drop = no_pickup[y - dy, x - dx], no_drop[y + dy, x + dx]
