@@ -52,7 +52,7 @@ def test_kinds_are_listed_lessons_first_then_trials() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny random-weight checkpoint and its ONNX export."""
     import torch
 
@@ -69,10 +69,10 @@ def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_learned_policies_evaluate_from_a_checkpoint_or_onnx(
-    tiny_policy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = {}
-    for path in tiny_policy:
+    for path in tiny_checkpoint:
         chart = tmp_path / f"{path.suffix[1:]}.png"
         args = ["--policy", str(path), "--seeds", "2", "--kinds", "one-belt", "split", "--png", str(chart)]
         assert main(args) == 0
@@ -86,24 +86,24 @@ def test_learned_policies_evaluate_from_a_checkpoint_or_onnx(
 
 
 def test_compare_expert_scores_both_and_draws_them(
-    tiny_policy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     chart, table = tmp_path / "chart.png", tmp_path / "table.md"
-    args = ["--policy", str(tiny_policy[1]), "--seeds", "2", "--kinds", "one-belt", "--compare-expert"]
+    args = ["--policy", str(tiny_checkpoint[1]), "--seeds", "2", "--kinds", "one-belt", "--compare-expert"]
     assert main([*args, "--png", str(chart), "--markdown", str(table)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["policy"] for r in rows] == [str(tiny_policy[1]), "expert"] and rows[1]["mean_score"] == 1.0
+    assert [r["policy"] for r in rows] == [str(tiny_checkpoint[1]), "expert"] and rows[1]["mean_score"] == 1.0
     assert chart.stat().st_size > 1000 and table.read_text().count("| kind (") == 2
 
 
-def test_rollout_plays_as_the_env_steps(tiny_policy: tuple[Path, Path]) -> None:
+def test_rollout_plays_as_the_env_steps(tiny_checkpoint: tuple[Path, Path]) -> None:
     """A batched greedy rollout ends in the world, and the score, of stepping FactoryEnv greedily."""
     from training.env import FactoryEnv
     from training.evaluate import rollout, score_layout
     from training.lessons import HELD_OUT_SEEDS, generate
     from training.onnx_policy import OnnxPolicy, choose
 
-    policy = OnnxPolicy(tiny_policy[1])
+    policy = OnnxPolicy(tiny_checkpoint[1])
     lessons = [generate(kind, HELD_OUT_SEEDS[i], 11) for i, kind in enumerate(["belt-routing", "machine", "merge"])]
     worlds = rollout(policy.heads, np.stack([lesson.task.data for lesson in lessons]))
     assert worlds is not None
@@ -120,13 +120,13 @@ def test_rollout_plays_as_the_env_steps(tiny_policy: tuple[Path, Path]) -> None:
 
 
 def test_search_keeps_the_best_of_the_greedy_and_the_sampled_rollouts(
-    tiny_policy: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    tiny_checkpoint: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from training.evaluate import policy_planner, score_layout, search_planner
     from training.lessons import HELD_OUT_SEEDS, generate
     from training.onnx_policy import OnnxPolicy
 
-    heads = OnnxPolicy(tiny_policy[1]).heads
+    heads = OnnxPolicy(tiny_checkpoint[1]).heads
     lessons = [generate("belt-routing", seed, 8) for seed in HELD_OUT_SEEDS[:6]]
     greedy = [score_layout(lesson, w) for lesson, w in zip(lessons, policy_planner(heads)(lessons), strict=True)]
     found = search_planner(heads, 8)(lessons)
@@ -134,22 +134,22 @@ def test_search_keeps_the_best_of_the_greedy_and_the_sampled_rollouts(
     assert all(s >= g for s, g in zip(searched, greedy, strict=True))
     again = search_planner(heads, 8)(lessons)  # the same seed, the same answer
     assert all(a is not None and b is not None and a == b for a, b in zip(again, found, strict=True))
-    args = ["--policy", str(tiny_policy[1]), "--seeds", "2", "--kinds", "one-belt", "--search", "4"]
+    args = ["--policy", str(tiny_checkpoint[1]), "--seeds", "2", "--kinds", "one-belt", "--search", "4"]
     assert main(args) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert rows[0]["policy"] == f"{tiny_policy[1]} (search 4)"
+    assert rows[0]["policy"] == f"{tiny_checkpoint[1]} (search 4)"
     with pytest.raises(SystemExit):
         main([*args[:-1], "-1"])
     assert "--search must be 0 or more" in capsys.readouterr().err
 
 
-def test_a_beam_of_width_one_is_the_greedy_rollout_and_wider_beams_stay_legal(tiny_policy: tuple[Path, Path]) -> None:
+def test_a_beam_of_width_one_is_the_greedy_rollout_and_wider_beams_stay_legal(tiny_checkpoint: tuple[Path, Path]) -> None:
     from server.planner import replay
     from training.evaluate import beam_rollout, rollout
     from training.lessons import HELD_OUT_SEEDS, generate
     from training.onnx_policy import OnnxPolicy
 
-    heads = OnnxPolicy(tiny_policy[1]).heads
+    heads = OnnxPolicy(tiny_checkpoint[1]).heads
     for kind in ("belt-routing", "machine"):
         task = generate(kind, HELD_OUT_SEEDS[0], 8).task
         greedy = rollout(heads, task.data[None])
