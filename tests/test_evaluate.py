@@ -143,7 +143,9 @@ def test_search_keeps_the_best_of_the_greedy_and_the_sampled_rollouts(
     assert "--search must be 0 or more" in capsys.readouterr().err
 
 
-def test_a_beam_of_width_one_is_the_greedy_rollout_and_wider_beams_stay_legal(tiny_checkpoint: tuple[Path, Path]) -> None:
+def test_a_beam_of_width_one_is_the_greedy_rollout_and_wider_beams_stay_legal(
+    tiny_checkpoint: tuple[Path, Path],
+) -> None:
     from server.planner import replay
     from training.evaluate import beam_rollout, rollout
     from training.lessons import HELD_OUT_SEEDS, generate
