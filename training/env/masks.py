@@ -29,6 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from shared_schema.directions import DX, DY
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import Channel
 from training.env.core import FACINGS, PLACEABLE, anchor_masks
@@ -40,7 +41,7 @@ _INSERTER_E, _LONG_INSERTER_E = int(Entity.INSERTER), int(Entity.LONG_INSERTER)
 _SOURCE, _SINK, _BLOCKED, _EXIT = int(Entity.SOURCE), int(Entity.SINK), int(Entity.BLOCKED), int(UndergroundEnd.EXIT)
 _BELT, _UNDERGROUND, _SPLITTER = (PLACEABLE.index(k) for k in (Entity.BELT, Entity.UNDERGROUND, Entity.SPLITTER))
 _INSERTER, _LONG_INSERTER = PLACEABLE.index(Entity.INSERTER), PLACEABLE.index(Entity.LONG_INSERTER)
-_DY, _DX = np.array([-1, 0, 1, 0], np.int64), np.array([0, 1, 0, -1], np.int64)  # north, east, south, west
+_DY, _DX = np.array(DY, np.int64), np.array(DX, np.int64)  # the shared table, as arrays for the kernel
 
 
 def action_masks(worlds: np.ndarray) -> np.ndarray:
