@@ -64,6 +64,9 @@ def test_trainers_refuse_bad_sizes_and_kinds_before_writing_anything(
         assert "size must be 8 to 32 tiles a side, not 40" in capsys.readouterr().err
         assert program.main(["--root", str(tmp_path), "--name", "x", "--kinds", "spaghetti"]) == 2
         assert "unknown lesson kinds ['spaghetti']" in capsys.readouterr().err
+    assert ppo.main(["--root", str(tmp_path), "--name", "x", "--eval-seeds", "1001"]) == 2
+    assert sft.main(["--root", str(tmp_path), "--name", "x", "--val-seeds", "1001"]) == 2
+    assert capsys.readouterr().err.count("validation takes 1 to 1000 seeds per kind, not 1001") == 2
     assert not any(tmp_path.iterdir())
 
 

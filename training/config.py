@@ -85,10 +85,10 @@ def layered(cls: type[T], argv: list[str] | None, prog: str, description: str, b
     return tyro.cli(cls, args=rest, default=config, prog=prog, description=text)
 
 
-def check_lessons(size: int, kinds: Sequence[str] | None) -> None:
-    """Refuse a grid size or lesson kind the generators do not have, before a run starts
-    (and writes anything)."""
-    from training.lessons import KINDS
+def check_lessons(size: int, kinds: Sequence[str] | None, validation_seeds: int = 1) -> None:
+    """Refuse a grid size or lesson kind the generators do not have, or more validation
+    seeds per kind than there are, before a run starts (and writes anything)."""
+    from training.lessons import KINDS, VALIDATION_SEEDS
     from training.lessons.base import MAX_SIZE, MIN_SIZE
 
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -96,3 +96,5 @@ def check_lessons(size: int, kinds: Sequence[str] | None) -> None:
     unknown = [kind for kind in kinds or () if kind not in KINDS]
     if unknown:
         raise ConfigError(f"unknown lesson kinds {unknown}; known: {', '.join(KINDS)}")
+    if not 1 <= validation_seeds <= len(VALIDATION_SEEDS):
+        raise ConfigError(f"validation takes 1 to {len(VALIDATION_SEEDS)} seeds per kind, not {validation_seeds}")

@@ -108,7 +108,7 @@ class PPOConfig:
     """Greedy rollouts on `eval_seeds` validation seeds per kind before the first update, every
     this many updates and at the end; checkpoints/best.pt keeps the best mean (0: never)."""
     eval_seeds: int = 5
-    """Held-out seeds per kind for those rollouts."""
+    """Validation seeds (`training.lessons.VALIDATION_SEEDS`) per kind for those rollouts."""
     init: Path | None = None
     """Start from this policy checkpoint (e.g. supervised pre-training) instead of from scratch."""
     resume: Path | None = None
@@ -317,7 +317,7 @@ def _wandb() -> Any:
 
 def train(config: PPOConfig) -> dict[str, Any]:
     """Run PPO as configured; returns the summary (also in summary.json)."""
-    check_lessons(config.size, config.kinds)
+    check_lessons(config.size, config.kinds, config.eval_seeds)
     wandb = _wandb() if config.wandb else None  # before anything is written
     rank, world, device = setup(config)
     torch.set_num_threads(config.threads)

@@ -182,7 +182,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
     """Run self-imitation as configured; returns the summary it also writes to the run folder."""
     if config.init is None:
         raise ConfigError("--init is required: self-imitation starts from a policy that solves some lessons")
-    check_lessons(config.size, config.kinds)
+    check_lessons(config.size, config.kinds, config.val_seeds)
     reference_kinds = tuple(k for k in config.kinds if k in LESSON_KINDS)  # trials have no reference
     if config.expert_batch and not reference_kinds:
         raise ConfigError("expert_batch needs a non-trial kind among kinds (or set it to 0)")

@@ -139,7 +139,7 @@ class SFTConfig:
     val_every: int = 250
     """Validate (greedy rollouts on the validation seeds) every this many steps, and at the end."""
     val_seeds: int = 5
-    """Held-out seeds per kind for validation."""
+    """Validation seeds (`training.lessons.VALIDATION_SEEDS`) per kind."""
     log_every: int = 25
     """Log metrics every this many steps."""
     seed: int = 0
@@ -434,7 +434,7 @@ def run_progress(step: int, seconds: float, config: RunLength) -> float:
 
 def train(config: SFTConfig) -> dict[str, Any]:
     """Run SFT as configured; returns the summary it also writes to the run folder."""
-    check_lessons(config.size, config.kinds)
+    check_lessons(config.size, config.kinds, config.val_seeds)
     if not 0.0 <= config.recovery <= 1.0:
         raise ConfigError(f"recovery is a share of samples, 0 to 1, not {config.recovery}")
     if min(config.recovery_every, config.recovery_lessons, config.recovery_keep) < 1:
