@@ -8,6 +8,7 @@ import numpy as np
 from shared_schema.directions import Direction
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import CHANNELS, Channel
+from training.env import FactoryVectorEnv
 from training.hints import EXITS, HINTS, distance_hints
 
 
@@ -77,3 +78,11 @@ def test_an_exit_pairs_only_in_line_with_an_open_entrance_facing_its_way() -> No
     data[0, Channel.FACING, 1, 4] = Direction.EAST
     data[0, Channel.UNDERGROUND, 1, 4] = UndergroundEnd.EXIT
     assert distance_hints(data)[0, EXITS + Direction.EAST][1].tolist() == [0, 0, 1, 1, 1, 0, 0]
+
+
+def test_threads_split_the_batch_and_change_nothing() -> None:
+    env = FactoryVectorEnv(num_envs=37, size=9, prefill=0.5)  # an odd count: chunks of unequal length
+    obs, _ = env.reset(seed=5)
+    worlds = obs["world"]
+    assert np.array_equal(distance_hints(worlds, threads=2), distance_hints(worlds))
+    assert distance_hints(worlds[:0], threads=2).shape == (0, HINTS, 9, 9)

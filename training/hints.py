@@ -28,6 +28,7 @@ import numpy as np
 
 from shared_schema.entities import UNDERGROUND_MAX_DISTANCE, Entity, UndergroundEnd
 from shared_schema.world import Channel
+from training.threads import over_threads
 
 HINTS = 7  # closeness to a sink, to a source, to a machine or splitter; where an exit would pair (per facing)
 EXITS = 3  # the first of the four exit channels (north, east, south, west)
@@ -50,13 +51,13 @@ _STEPS = np.array(
 
 
 @numba.njit(cache=True, nogil=True)
-def _field(seed: np.ndarray, passable: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
-    """Cost from the nearest seed tile to every passable tile, into `out` (int64[H, W])."""
+def _field(seed: np.ndarray, passable: np.ndarray, steps: np.ndarray, out: np.ndarray, buckets: np.ndarray) -> None:
+    """Cost from the nearest seed tile to every passable tile, into `out` (int64[H, W]);
+    `buckets` is scratch space: int64[most a step costs + 1, H * W * steps]."""
     h, w = seed.shape
     out[:] = _UNREACHED
     # costs are at most `spread`, so that many + 1 rotating buckets hold every tile still to settle
-    spread = steps[:, 2].max() + 1
-    buckets = np.empty((spread, h * w * len(steps)), np.int64)
+    spread = buckets.shape[0]
     counts = np.zeros(spread, np.int64)
     for y in range(h):
         for x in range(w):
@@ -108,6 +109,8 @@ def _exits(world: np.ndarray, out: np.ndarray) -> None:
 def _hints(worlds: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
     n, _, h, w = worlds.shape
     cost = np.empty((h, w), np.int64)
+    # allocated once: a fresh 100 kB+ array per field is a system call (mmap) each time
+    buckets = np.empty((steps[:, 2].max() + 1, h * w * len(steps)), np.int64)
     scale = 1.0 / (h + w)
     for b in range(n):
         ent = worlds[b, _ENTITY]
@@ -116,22 +119,22 @@ def _hints(worlds: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
         built = (ent >= _FIRST_BUILT) & (ent <= _LAST_BUILT)
         for field in range(EXITS):
             if field == 0:
-                _field(ent == _SINK, empty, steps, cost)
+                _field(ent == _SINK, empty, steps, cost, buckets)
             elif field == 1:
-                _field(ent == _SOURCE, empty | built, steps, cost)
+                _field(ent == _SOURCE, empty | built, steps, cost, buckets)
             else:
-                _field((ent == _ASSEMBLER) | (ent == _SPLITTER), empty, steps, cost)
+                _field((ent == _ASSEMBLER) | (ent == _SPLITTER), empty, steps, cost, buckets)
             for y in range(h):
                 for x in range(w):
                     out[b, field, y, x] = max(0.0, 1.0 - cost[y, x] * scale) if cost[y, x] < _UNREACHED else 0.0
         _exits(worlds[b], out[b, EXITS:])
 
 
-def distance_hints(worlds: np.ndarray) -> np.ndarray:
+def distance_hints(worlds: np.ndarray, threads: int = 1) -> np.ndarray:
     """float32[B, HINTS, H, W]: closeness to a sink, to a source and to a machine or
     splitter, and where an exit facing north, east, south or west would pair (module
-    docstring), of int16[B, 6, H, W] worlds."""
+    docstring), of int16[B, 6, H, W] worlds; chunks of the batch on `threads` threads."""
     worlds = np.ascontiguousarray(worlds)
     out = np.empty((worlds.shape[0], HINTS, *worlds.shape[2:]), np.float32)
-    _hints(worlds, _STEPS, out)
+    over_threads(len(worlds), threads, lambda lo, hi: _hints(worlds[lo:hi], _STEPS, out[lo:hi]))
     return out

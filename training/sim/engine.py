@@ -8,10 +8,7 @@ path training uses. Rules: docs/MIMIC.md; kernels: `graph.py` and `solve.py`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
-from itertools import count
 
 import numpy as np
 from numba import njit
@@ -21,9 +18,9 @@ from shared_schema.entities import BELT_LANE_RATE, Entity
 from shared_schema.world import CHANNELS, Channel, World
 from training.sim.graph import SINK, build_graph_arrays
 from training.sim.solve import solve
+from training.threads import over_threads
 
 MAX_SINKS = 16  # sink slots in the batched output; sinks beyond it are not reported
-CHUNKS_PER_THREAD = 4  # batch chunks per thread in `sink_rates_batch`: enough to even out the load
 
 
 @njit(cache=True)
@@ -131,12 +128,6 @@ def _tables() -> tuple[int, RecipeTables]:
     return len(catalog.items) - 1, recipe_tables(catalog)
 
 
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """One long-lived pool per size: starting threads per call would cost more than small batches."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="mimic")
-
-
 def sink_rates_batch(worlds: np.ndarray, threads: int = 1, *, trusted: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Steady-state rates of the sinks of many worlds.
 
@@ -159,20 +150,7 @@ def sink_rates_batch(worlds: np.ndarray, threads: int = 1, *, trusted: bool = Fa
         args = (t.time, t.ingredient_item, t.ingredient_amount, t.product_item, t.product_amount)
         _batch(worlds[lo:hi], n_items, *args, out[lo:hi], counts[lo:hi])
 
-    # small chunks handed out on demand, so a thread that drew cheap worlds takes more;
-    # the calling thread works through them too rather than wait idle
-    chunks = 1 if threads == 1 else min(len(worlds), CHUNKS_PER_THREAD * threads)
-    bounds = np.linspace(0, len(worlds), chunks + 1).astype(int)
-    taken = count()
-
-    def drain() -> None:
-        while (i := next(taken)) < len(bounds) - 1:  # next() on a count is atomic under the GIL
-            run(bounds[i], bounds[i + 1])
-
-    others = [_pool(threads - 1).submit(drain) for _ in range(threads - 1)]
-    drain()
-    for other in others:
-        other.result()
+    over_threads(len(worlds), threads, run)
     return out, counts
 
 
