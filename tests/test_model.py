@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from shared_schema.world import Channel
 from training.env import PLACEABLE, FactoryVectorEnv
 from training.env.core import to_action
 from training.lessons import generate
-from training.model import ASSEMBLER, FactoredDistribution, ModelConfig, Policy
+from training.model import ASSEMBLER, FactoredDistribution, ModelConfig, Policy, bf16_native, precision_autocast
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +124,46 @@ def test_the_policy_is_told_where_each_item_goes_and_what_is_still_to_make() -> 
     deep = roles(trial.task.data)
     assert deep[7].max() > 0  # a trial's intermediate items must be made too
     assert (deep[1][at(trial.task.data, Entity.SOURCE)] == 1).all()
+
+
+def test_under_bf16_autocast_the_trunk_runs_in_bf16_and_the_heads_stay_float32(
+    batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]],
+) -> None:
+    _, obs = batch
+    torch.manual_seed(4)
+    policy = Policy(ModelConfig(width=16, conv_blocks=2))
+    world = torch.as_tensor(obs["world"])
+    seen: list[torch.dtype] = []
+    policy.blocks[0].conv1.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    with torch.no_grad():
+        exact = policy(world)
+        with precision_autocast(torch.device("cpu"), "bf16"):
+            rounded = policy(world)
+        with precision_autocast(torch.device("cpu"), "fp32"):
+            assert torch.equal(policy(world).tile, exact.tile)
+        with precision_autocast(torch.device("cpu"), "auto"):  # bf16 exactly where the CPU runs it natively
+            policy(world)
+    expected_auto = torch.bfloat16 if bf16_native(torch.device("cpu")) else torch.float32
+    assert seen == [torch.float32, torch.bfloat16, torch.float32, expected_auto]
+    for name, value in rounded._asdict().items():
+        assert value.dtype == torch.float32, name
+    assert torch.allclose(exact.tile, rounded.tile, atol=0.1)  # bf16's rounding in the trunk, no more
+    with pytest.raises(ValueError, match="precision is one of auto, fp32, bf16, not 'fp16'"):
+        precision_autocast(torch.device("cpu"), "fp16")
+
+
+def test_the_embeddings_learn_as_torch_embedding_does(batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]]) -> None:
+    # training looks the tile embeddings up with a faster backward (`_Lookup`); the gradients are the same
+    _, obs = batch
+    torch.manual_seed(5)
+    policy = Policy(ModelConfig(width=8, conv_blocks=1, heads=1))
+    world = torch.as_tensor(obs["world"])
+    policy(world).value.sum().backward()
+    fast = {name: p.grad.clone() for name, p in policy.named_parameters() if p.grad is not None}
+    policy.zero_grad()
+    with patch("training.model._lookup", lambda table, index: table(index)):
+        policy(world).value.sum().backward()
+    for name, p in policy.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(fast[name], p.grad, atol=1e-6), name
+    assert fast["entity.weight"].abs().sum() > 0

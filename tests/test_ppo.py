@@ -119,6 +119,16 @@ def test_a_tiny_run_writes_config_metrics_tensorboard_and_a_checkpoint(tmp_path:
     assert json.loads((folder / "summary.json").read_text())["updates"] == 3
 
 
+def test_both_precisions_train_and_an_unknown_one_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    digests = {
+        p: train(tiny(tmp_path, p, "--total-steps", "64", "--precision", p))["weights_sha256"] for p in ("fp32", "bf16")
+    }
+    assert digests["fp32"] != digests["bf16"]  # bf16 really ran: its rounding changes the weights
+    with pytest.raises(ConfigError, match="precision is one of auto, fp32, bf16, not 'fp16'"):
+        train(tiny(tmp_path, "half", "--precision", "fp16"))
+    assert not (tmp_path / "half").exists()
+
+
 def test_returns_improve_on_the_one_belt_lesson(tmp_path: Path) -> None:
     # from scratch the lesson's one right belt is a needle in a haystack, but each entity
     # costs 0.05: the return rises as the policy learns to place fewer wasted entities

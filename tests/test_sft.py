@@ -15,6 +15,7 @@ from shared_schema.placement import apply
 from shared_schema.world import World
 from training import sft
 from training.checkpoint import load
+from training.config import ConfigError
 from training.env.core import PLACEABLE, to_action
 from training.env.masks import action_masks
 from training.env.supply import prepare, training_seed
@@ -137,6 +138,12 @@ def test_cli_reads_yaml_then_flags_and_continues_from_a_checkpoint(tmp_path: Pat
     assert sft.main([*args, "--val-every", "2", "--val-seeds", "1", "--batch-size", "8", "--init", str(init)]) == 0
     policy, state = load(tmp_path / "second" / "checkpoints" / "latest.pt")
     assert policy.config.width == 8 and state["config"]["init"] == init
+
+
+def test_an_unknown_precision_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="precision is one of auto, fp32, bf16, not 'fp16'"):
+        train(replace(TINY, root=tmp_path, name="half", precision="fp16"))
+    assert not (tmp_path / "half").exists()
 
 
 def test_loss_goes_down_on_a_fixed_set_of_one_belt_lessons(tmp_path: Path) -> None:

@@ -63,6 +63,62 @@ class ModelConfig:
         return asdict(self)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` runs bfloat16 convolutions and matmuls natively: a CUDA device that
+    supports it, or a CPU with AMX or AVX-512 BF16 (where oneDNN's bf16 3x3 convolutions at
+    this width run several times faster than float32's)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    return bool(amx() or avx512_bf16())
+
+
+def precision_autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The context a training forward pass runs in: bfloat16 autocast of the trunk for
+    precision "bf16", and for "auto" where `bf16_native(device)`; float32 for "fp32". The
+    heads and the recipe hint stay float32 either way (`float32`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
+    bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def float32(like: Tensor) -> torch.autocast:
+    """Autocast off on `like`'s device: what runs inside stays float32."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
+class _Lookup(torch.autograd.Function):
+    """`F.embedding` whose backward is one `index_add_`. On the CPU, embedding's own backward
+    is several times slower for these small tables, whose ids are mostly the same few (most
+    tiles are empty): it sorts the ids and sums each one's rows on one thread."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, weight: Tensor, index: Tensor) -> Tensor:
+        ctx.save_for_backward(index)
+        ctx.rows = weight.shape[0]  # type: ignore[attr-defined]
+        return F.embedding(index, weight)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (index,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        grad = grad.reshape(-1, grad.shape[-1])
+        weight_grad = grad.new_zeros(ctx.rows, grad.shape[-1])  # type: ignore[attr-defined]
+        return weight_grad.index_add_(0, index.reshape(-1), grad), None
+
+
+def _lookup(table: nn.Embedding, index: Tensor) -> Tensor:
+    if torch.is_grad_enabled() and table.weight.requires_grad:
+        return _Lookup.apply(table.weight, index)  # type: ignore[no-any-return]
+    return table(index)  # what inference and the ONNX export see
+
+
 class Heads(NamedTuple):
     tile: Tensor
     kind: Tensor
@@ -124,6 +180,10 @@ class _RecipeHint(nn.Module):
 
     def forward(self, world: Tensor) -> tuple[Tensor, Tensor]:
         """([B, R] the learned mix of the three recipe hints, [B, ROLES, H, W] the roles)."""
+        with float32(world):  # the hint is added to logits
+            return self._hints_and_roles(world)
+
+    def _hints_and_roles(self, world: Tensor) -> tuple[Tensor, Tensor]:
         b, _, h, w = world.shape
         ent, value = world[:, Channel.ENTITY].flatten(1), world[:, Channel.ITEM].flatten(1).long()
         source, sink = ent == Entity.SOURCE, ent == Entity.SINK
@@ -243,12 +303,12 @@ class Policy(nn.Module):
         marker = (ent == Entity.SOURCE) | (ent == Entity.SINK)
         machine = ent == Entity.ASSEMBLER
         x = (
-            self.entity(ent)
-            + self.facing(world[:, Channel.FACING])
-            + self.item(torch.where(marker, item, 0))
-            + self.recipe_in(torch.where(machine, item, 0))
-            + self.end_in(world[:, Channel.UNDERGROUND])
-            + self.part(world[:, Channel.PART])
+            _lookup(self.entity, ent)
+            + _lookup(self.facing, world[:, Channel.FACING])
+            + _lookup(self.item, torch.where(marker, item, 0))
+            + _lookup(self.recipe_in, torch.where(machine, item, 0))
+            + _lookup(self.end_in, world[:, Channel.UNDERGROUND])
+            + _lookup(self.part, world[:, Channel.PART])
         )
         b, h, w = ent.shape
         ys = torch.arange(h, device=world.device, dtype=torch.float32) / max(h - 1, 1)
@@ -285,24 +345,27 @@ class Policy(nn.Module):
             tokens = coarse.flatten(2).transpose(1, 2)
             update = (self.attention(tokens) - tokens).transpose(1, 2).reshape(b, d, hc, wc)
             x = x + update.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)[:, :, :h, :w]
-            tokens = self.norm(x.permute(0, 2, 3, 1).reshape(b, h * w, d))
+            tokens = x.permute(0, 2, 3, 1).reshape(b, h * w, d)
         else:
-            tokens = self.norm(self.attention(x.permute(0, 2, 3, 1).reshape(b, h * w, d)))  # [B, H*W, d]
-        pooled = tokens.mean(dim=1)
-        tile = torch.cat((self.tile_head(tokens).squeeze(-1), self.done_head(pooled)), dim=1)
-        return Features(tokens, tile, self.value_head(pooled).squeeze(-1), recipe_hint)
+            tokens = self.attention(x.permute(0, 2, 3, 1).reshape(b, h * w, d))  # [B, H*W, d]
+        with float32(tokens):  # the heads are cheap, and bf16 would round logits to 3 digits
+            tokens = self.norm(tokens.float())
+            pooled = tokens.mean(dim=1)
+            tile = torch.cat((self.tile_head(tokens).squeeze(-1), self.done_head(pooled)), dim=1)
+            return Features(tokens, tile, self.value_head(pooled).squeeze(-1), recipe_hint)
 
     def at(self, tokens: Tensor, recipe_hint: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """kind [..., K], facing [..., K, 4], recipe [..., R] and end [..., 2] logits of the
         tiles whose tokens [B, ..., d] are given; `recipe_hint` [B, R] is the world's."""
-        facing = self.facing_head(tokens)
-        hint = recipe_hint.view(recipe_hint.shape[0], *([1] * (tokens.dim() - 2)), recipe_hint.shape[-1])
-        return (
-            self.kind_head(tokens),
-            facing.view(*facing.shape[:-1], KINDS, FACINGS),
-            self.recipe_head(tokens) + hint,
-            self.end_head(tokens),
-        )
+        with float32(tokens):
+            facing = self.facing_head(tokens)
+            hint = recipe_hint.view(recipe_hint.shape[0], *([1] * (tokens.dim() - 2)), recipe_hint.shape[-1])
+            return (
+                self.kind_head(tokens),
+                facing.view(*facing.shape[:-1], KINDS, FACINGS),
+                self.recipe_head(tokens) + hint,
+                self.end_head(tokens),
+            )
 
     def forward(self, world: Tensor, hints: Tensor | None = None) -> Heads:
         features = self.features(world, hints)

@@ -77,8 +77,9 @@ from training import checkpoint
 from training.config import ConfigError, check_lessons, lay_over, layered
 from training.env import FactoryVectorEnv
 from training.evaluate import validation
+from training.hints import HINTS, distance_hints
 from training.lessons import KINDS, TRIAL_KINDS
-from training.model import FactoredDistribution, ModelConfig, Policy
+from training.model import PRECISIONS, FactoredDistribution, ModelConfig, Policy, precision_autocast
 from training.runs import Run
 from training.sft import LESSON_KINDS, ImitationStream, loss_and_metrics
 
@@ -98,6 +99,10 @@ class PPOConfig:
     """Seeds the network, the sampling and the envs (env i of rank r: seed + r * num_envs + i)."""
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda or cuda:N."""
+    precision: str = "auto"
+    """auto, fp32 or bf16: bf16 runs the network's trunk under bfloat16 autocast (heads in
+    float32); auto picks it where the device runs bf16 natively (CUDA, or a CPU with AMX or
+    AVX-512 BF16; `training.model.bf16_native`)."""
     threads: int = 2
     """torch threads per process (use 1 per process for CPU DDP on 2 cores)."""
     env_threads: int = 2
@@ -318,10 +323,11 @@ def _wandb() -> Any:
 def train(config: PPOConfig) -> dict[str, Any]:
     """Run PPO as configured; returns the summary (also in summary.json)."""
     check_lessons(config.size, config.kinds, config.eval_seeds)
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"precision is one of {', '.join(PRECISIONS)}, not {config.precision!r}")
     wandb = _wandb() if config.wandb else None  # before anything is written
     rank, world, device = setup(config)
     torch.set_num_threads(config.threads)
-    cuda = device.type == "cuda"
     state: dict[str, Any] = {}
     if config.resume is not None:
         folder = config.resume
@@ -385,6 +391,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
     t_ = config.rollout
     worlds = torch.zeros((t_, n, *env.worlds.shape[1:]), dtype=torch.int16)
     masks = torch.zeros((t_, n, *env.masks.shape[1:]), dtype=torch.int8)
+    hints = torch.zeros((t_, n, HINTS, *env.worlds.shape[2:]))  # kept: the update reuses them
     actions = torch.zeros((t_, n, 5), dtype=torch.long)
     logps, values, rewards, final_values, scores = (torch.zeros((t_, n)) for _ in range(5))
 
@@ -394,7 +401,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         return torch.from_numpy(score).float() if config.critic_final_score else torch.zeros(len(score))
 
     terminated, truncated = (torch.zeros((t_, n), dtype=torch.bool) for _ in range(2))
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    autocast = precision_autocast(device, config.precision)
     history: list[dict[str, float]] = []
     last_update = total_updates if config.max_updates is None else min(total_updates, update + config.max_updates)
 
@@ -442,8 +449,9 @@ def train(config: PPOConfig) -> dict[str, Any]:
             tick = time.perf_counter()
             worlds[t].copy_(torch.from_numpy(obs["world"]))
             masks[t].copy_(torch.from_numpy(obs["action_mask"]))
+            hints[t].copy_(torch.from_numpy(distance_hints(obs["world"], config.threads)))
             with torch.inference_mode(), autocast:
-                features = policy.features(worlds[t].to(device))
+                features = policy.features(worlds[t].to(device), hints[t].to(device))
                 dist_t = FactoredDistribution.from_features(policy, features, masks[t].to(device))
                 action = dist_t.sample()
                 logps[t] = dist_t.log_prob(action).float().cpu()
@@ -481,7 +489,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         # update
         tick = time.perf_counter()
         policy.train()
-        b_worlds, b_masks = worlds.flatten(0, 1), masks.flatten(0, 1)
+        b_worlds, b_masks, b_hints = worlds.flatten(0, 1), masks.flatten(0, 1), hints.flatten(0, 1)
         b_actions, b_logps, b_values = actions.flatten(0, 1), logps.flatten(), values.flatten()
         b_scores = scores.flatten()
         b_adv, b_returns = advantages.flatten(), returns.flatten()
@@ -495,7 +503,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
             for k in range(config.minibatches):
                 mb = order[k * size : (k + 1) * size]
                 with autocast:
-                    features = policy.features(b_worlds[mb].to(device))
+                    features = policy.features(b_worlds[mb].to(device), b_hints[mb].to(device))
                     d = FactoredDistribution.from_features(policy, features, b_masks[mb].to(device))
                     logp, entropies = d.log_prob_and_entropy(b_actions[mb].to(device))
                 new_value = features.value.float() - b_scores[mb].to(device)

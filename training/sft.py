@@ -79,7 +79,15 @@ from training.evaluate import SOLVED, score_layout, torch_heads, validation
 from training.expert import HUBS, expert_layout
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
-from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy
+from training.model import (
+    ASSEMBLER,
+    PRECISIONS,
+    UNDERGROUND,
+    FactoredDistribution,
+    ModelConfig,
+    Policy,
+    precision_autocast,
+)
 from training.recovery import collect, hub_choices
 from training.runs import Run
 
@@ -146,6 +154,9 @@ class SFTConfig:
     """Seed of the sample stream and the network's initial weights."""
     threads: int = 2
     """torch CPU threads."""
+    precision: str = "auto"
+    """auto, fp32 or bf16 (as `training.ppo`'s): bf16 autocast of the network's trunk, by
+    default where the CPU runs bf16 natively (AMX or AVX-512 BF16)."""
     init: Path | None = None
     """Start from this checkpoint's weights (its model config replaces `model`)."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -435,6 +446,8 @@ def run_progress(step: int, seconds: float, config: RunLength) -> float:
 def train(config: SFTConfig) -> dict[str, Any]:
     """Run SFT as configured; returns the summary it also writes to the run folder."""
     check_lessons(config.size, config.kinds, config.val_seeds)
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"precision is one of {', '.join(PRECISIONS)}, not {config.precision!r}")
     if not 0.0 <= config.recovery <= 1.0:
         raise ConfigError(f"recovery is a share of samples, 0 to 1, not {config.recovery}")
     if min(config.recovery_every, config.recovery_lessons, config.recovery_keep) < 1:
@@ -453,6 +466,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
     name = config.name or time.strftime("sft-%Y%m%d-%H%M%S")
     run = Run.create(name, replace(config, name=name), root=config.root)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    autocast = precision_autocast(torch.device("cpu"), config.precision)
     state = {"size": config.size, "config": asdict(replace(config, name=name))}
 
     def checkpoint(path: str, **extra: Any) -> None:
@@ -498,7 +512,8 @@ def train(config: SFTConfig) -> dict[str, Any]:
         coming = prefetch.submit(next_batch)
         batch_seconds += time.perf_counter() - t
         policy.train()
-        loss, metrics = loss_and_metrics(policy, batch)
+        with autocast:
+            loss, metrics = loss_and_metrics(policy, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
