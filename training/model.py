@@ -294,6 +294,9 @@ class Policy(nn.Module):
         self.recipe_head = nn.Linear(d, config.recipes)
         self.end_head = nn.Linear(d, len(ENDS))
         self.value_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        # the activations are channels-last (`embed` builds [B, H, W, d]); oneDNN's convolutions,
+        # their backward most of all, run fastest when the weights are too
+        self.blocks.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (not in the stubs)
 
     def embed(self, world: Tensor, hints: Tensor | None = None) -> Tensor:
         """[B, 6, H, W] integer world (and its float [B, 6, H, W] hints (`training.hints`), computed
