@@ -98,3 +98,12 @@ def check_lessons(size: int, kinds: Sequence[str] | None, validation_seeds: int 
         raise ConfigError(f"unknown lesson kinds {unknown}; known: {', '.join(KINDS)}")
     if not 1 <= validation_seeds <= len(VALIDATION_SEEDS):
         raise ConfigError(f"validation takes 1 to {len(VALIDATION_SEEDS)} seeds per kind, not {validation_seeds}")
+
+
+PRECISIONS = ("auto", "fp32", "bf16")  # of the trainers' --precision (`training.model.precision_autocast`)
+
+
+def check_precision(precision: str) -> None:
+    """ConfigError unless `precision` is one of `PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from shared_schema.catalog import load_catalog, recipe_tables
 from shared_schema.entities import Entity, UndergroundEnd
 from shared_schema.world import Channel
+from training.config import check_precision
 from training.env.core import ENDS, FACINGS, PLACEABLE
 from training.hints import HINTS, distance_hints
 
@@ -63,9 +64,6 @@ class ModelConfig:
         return asdict(self)
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
 def bf16_native(device: torch.device) -> bool:
     """Whether `device` runs bfloat16 convolutions and matmuls natively: a CUDA device that
     supports it, or a CPU with AMX or AVX-512 BF16 (where oneDNN's bf16 3x3 convolutions at
@@ -83,8 +81,7 @@ def precision_autocast(device: torch.device, precision: str) -> torch.autocast:
     """The context a training forward pass runs in: bfloat16 autocast of the trunk for
     precision "bf16", and for "auto" where `bf16_native(device)`; float32 for "fp32". The
     heads and the recipe hint stay float32 either way (`float32`)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
+    check_precision(precision)
     bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 

@@ -74,12 +74,12 @@ import torch.distributed as dist
 from torch import Tensor
 
 from training import checkpoint
-from training.config import ConfigError, check_lessons, lay_over, layered
+from training.config import ConfigError, check_lessons, check_precision, lay_over, layered
 from training.env import FactoryVectorEnv
 from training.evaluate import validation
 from training.hints import HINTS, distance_hints
 from training.lessons import KINDS, TRIAL_KINDS
-from training.model import PRECISIONS, FactoredDistribution, ModelConfig, Policy, precision_autocast
+from training.model import FactoredDistribution, ModelConfig, Policy, precision_autocast
 from training.runs import Run
 from training.sft import LESSON_KINDS, ImitationStream, loss_and_metrics
 
@@ -323,8 +323,7 @@ def _wandb() -> Any:
 def train(config: PPOConfig) -> dict[str, Any]:
     """Run PPO as configured; returns the summary (also in summary.json)."""
     check_lessons(config.size, config.kinds, config.eval_seeds)
-    if config.precision not in PRECISIONS:
-        raise ConfigError(f"precision is one of {', '.join(PRECISIONS)}, not {config.precision!r}")
+    check_precision(config.precision)
     wandb = _wandb() if config.wandb else None  # before anything is written
     rank, world, device = setup(config)
     torch.set_num_threads(config.threads)

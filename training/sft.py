@@ -71,7 +71,7 @@ from tqdm import tqdm
 from shared_schema.entities import Entity
 from shared_schema.world import Channel, World
 from training.checkpoint import CheckpointError, load, save
-from training.config import ConfigError, check_lessons, layered
+from training.config import ConfigError, check_lessons, check_precision, layered
 from training.env.core import ENDS, PLACEABLE
 from training.env.masks import action_masks
 from training.env.supply import Prepared, prepare, solution_parts, training_seed
@@ -81,7 +81,6 @@ from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
 from training.model import (
     ASSEMBLER,
-    PRECISIONS,
     UNDERGROUND,
     FactoredDistribution,
     ModelConfig,
@@ -446,8 +445,7 @@ def run_progress(step: int, seconds: float, config: RunLength) -> float:
 def train(config: SFTConfig) -> dict[str, Any]:
     """Run SFT as configured; returns the summary it also writes to the run folder."""
     check_lessons(config.size, config.kinds, config.val_seeds)
-    if config.precision not in PRECISIONS:
-        raise ConfigError(f"precision is one of {', '.join(PRECISIONS)}, not {config.precision!r}")
+    check_precision(config.precision)
     if not 0.0 <= config.recovery <= 1.0:
         raise ConfigError(f"recovery is a share of samples, 0 to 1, not {config.recovery}")
     if min(config.recovery_every, config.recovery_lessons, config.recovery_keep) < 1:
