@@ -13,6 +13,7 @@ one machine, or a line of machines each making an ingredient of the one before.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache, cached_property
 from itertools import product
 
 import numpy as np
@@ -40,11 +41,12 @@ class Arm:
     tile: Tile
     outward: Direction
 
-    @property
+    # cached: the machine search reads them hundreds of thousands of times per task
+    @cached_property
     def reach(self) -> int:
         return 2 if self.kind == Entity.LONG_INSERTER else 1
 
-    @property
+    @cached_property
     def outer(self) -> Tile:
         """The tile it picks from as an input arm, or drops on as the output arm."""
         return self.tile[0] + self.reach * self.outward.dx, self.tile[1] + self.reach * self.outward.dy
@@ -53,7 +55,8 @@ class Arm:
         return self.tile, self.outer
 
 
-def arm_slots(anchor: Tile) -> list[Arm]:
+@cache
+def arm_slots(anchor: Tile) -> tuple[Arm, ...]:
     """Every arm a machine anchored at `anchor` can have (some may be off the grid)."""
     ax, ay = anchor
     arms = []
@@ -70,11 +73,13 @@ def arm_slots(anchor: Tile) -> list[Arm]:
             far = (ex + 2 * side.dx, ey + 2 * side.dy)
             arms += [Arm(Entity.INSERTER, near, side), Arm(Entity.LONG_INSERTER, near, side)]
             arms.append(Arm(Entity.LONG_INSERTER, far, side))
-    return arms
+    return tuple(arms)
 
 
-def _on_grid(world: World, tile: Tile) -> bool:
-    return 0 <= tile[0] < world.width and 0 <= tile[1] < world.height
+@cache
+def _slots_on_grid(anchor: Tile, width: int, height: int) -> tuple[Arm, ...]:
+    """`arm_slots(anchor)` whose tiles all lie on a `width` x `height` grid."""
+    return tuple(a for a in arm_slots(anchor) if all(0 <= x < width and 0 <= y < height for x, y in a.tiles()))
 
 
 def _belt_end(world: World, tile: Tile, facing: Direction, protected: frozenset[Tile]) -> bool:
@@ -168,7 +173,7 @@ def choose_arms(
     often a longer belt) wherever one fits. None if the slots run out."""
     used = set(taken or ())
     chosen = []
-    slots = [a for a in arm_slots(anchor) if all(_on_grid(world, t) for t in a.tiles())]
+    slots = _slots_on_grid(anchor, world.width, world.height)
     for target in targets:
         best: tuple[tuple[int, int], Arm] | None = None
         for arm in slots:
@@ -238,6 +243,13 @@ def _first_chain(
     markers = [*sources.values(), sink]
     steps = list(product(Direction, LINK_OFFSETS))  # where the next machine goes: side, then sideways shift
     anchors_tried = free_anchors(task, markers)[:CANDIDATE_ANCHORS] if roots is None else [(0, y, x) for x, y in roots]
+    fits: dict[Tile, bool] = {}  # the same anchors come up in many lines
+
+    def fits_at(anchor: Tile) -> bool:
+        if anchor not in fits:
+            fits[anchor] = _machine_fits(task, anchor, protected)
+        return fits[anchor]
+
     for _, y, x in anchors_tried:
         for moves in product(steps, repeat=len(chain) - 1):
             anchors = [(x, y)]
@@ -251,7 +263,7 @@ def _first_chain(
                 cx, cy = px + 1 + along * side.dx, py + 1 + along * side.dy
                 links.append(Arm(Entity.INSERTER, (cx + 2 * d.dx, cy + 2 * d.dy), d.opposite))
             tiles = [t for a in anchors for t in _machine_tiles(a)]
-            if len(set(tiles)) < len(tiles) or not all(_machine_fits(task, a, protected) for a in anchors):
+            if len(set(tiles)) < len(tiles) or not all(fits_at(a) for a in anchors):
                 continue
             taken = {t for a in anchors for t in _machine_tiles(a)} | {arm.tile for arm in links}
             inputs: list[tuple[Arm, Tile]] = []
@@ -273,8 +285,9 @@ def _first_chain(
     return None
 
 
-def _machine_tiles(anchor: Tile) -> list[Tile]:
-    return [(anchor[0] + dx, anchor[1] + dy) for dy in range(MACHINE_SIZE) for dx in range(MACHINE_SIZE)]
+@cache
+def _machine_tiles(anchor: Tile) -> tuple[Tile, ...]:
+    return tuple((anchor[0] + dx, anchor[1] + dy) for dy in range(MACHINE_SIZE) for dx in range(MACHINE_SIZE))
 
 
 def _machine_fits(task: World, anchor: Tile, protected: frozenset[Tile]) -> bool:
