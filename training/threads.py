@@ -23,9 +23,13 @@ def over_threads(length: int, threads: int, run: Callable[[int, int], None]) -> 
     (the calling thread is one of them); returns when every chunk is done."""
     if threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
+    if threads == 1:
+        if length:
+            run(0, length)
+        return
     # small chunks handed out on demand, so a thread that drew cheap items takes more;
     # the calling thread works through them too rather than wait idle
-    chunks = 1 if threads == 1 else min(length, CHUNKS_PER_THREAD * threads)
+    chunks = min(length, CHUNKS_PER_THREAD * threads)
     bounds = np.linspace(0, length, chunks + 1).astype(int)
     taken = count()
 
