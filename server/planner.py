@@ -14,7 +14,7 @@
      (`training.evaluate.beam_rollout`), then `search_rollouts` sampled rollouts in batches of
      `SEARCH_BATCH`, batch j drawing from its own stream seeded by (seed, j). The
      time budget only stops the search early, between batches or steps, as a safety
-     limit (`FINISH_RESERVE_S` before it runs out, so the answer is out in time): the
+     limit (`finish_reserve` before it runs out, so the answer is out in time): the
      answer depends on the request and seed alone whenever the budget is not hit (a
      budget hit is counted in `Plan.budget_hit`);
    - `expert`: the expert's layout.
@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,8 +69,18 @@ DEFAULT_SEARCH_ROLLOUTS = 8  # sampled rollouts besides the greedy one and the b
 DEFAULT_SEARCH_BEAM = 4  # width of the beam search run before the sampled rollouts (0: none)
 EXPERT_NAME = "expert"
 # what the search leaves of the time budget for the step in flight when its deadline passes
-# and for scoring, verifying and encoding the answer (about 15 ms and 20 ms at 11x11)
-FINISH_RESERVE_S = 0.075
+# and for scoring, verifying and encoding the answer (about 15 ms and 20 ms at 11x11 on a quiet
+# host; 75 ms left p99 too close to the budget on a busy one), when
+# the plan has a core to itself (`finish_reserve`)
+FINISH_RESERVE_S = 0.1
+
+
+def finish_reserve(plans_in_flight: int, cores: int) -> float:
+    """Seconds the search leaves of its budget: `FINISH_RESERVE_S`, times the plans per core
+    when more plans than cores run at once, since they share the cores and each finishes
+    that much slower (with 4 plans on 2 cores, 75 ms left search answers overran a 1 s
+    budget at p99)."""
+    return FINISH_RESERVE_S * max(1.0, plans_in_flight / max(cores, 1))
 
 
 class PolicyLoadError(Exception):
@@ -241,7 +253,8 @@ def _providers() -> list[str]:
 
 class Planner:
     """An ONNX policy and the search around it. Thread-safe: `plan` keeps no state
-    between calls (onnxruntime sessions may run concurrently)."""
+    between calls but a count of the plans running (onnxruntime sessions may run
+    concurrently)."""
 
     def __init__(
         self,
@@ -258,6 +271,9 @@ class Planner:
         self.policy = _open(self.path, threads)
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.name = f"{self.path.name}@{digest[:12]}"
+        self._lock = threading.Lock()
+        self._in_flight = 0  # plans running now (`finish_reserve`)
+        self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -280,9 +296,19 @@ class Planner:
     def plan(self, request: PlanRequest) -> Plan:
         """The best layout for `request` (see the module docstring); PlanInputError if
         the request cannot be satisfied."""
+        with self._lock:
+            self._in_flight += 1
+            in_flight = self._in_flight
+        try:
+            return self._plan(request, finish_reserve(in_flight, self._cores))
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _plan(self, request: PlanRequest, reserve: float) -> Plan:
         options = request.options
         clock = _Clock()
-        deadline = clock.start + options.time_budget_s - FINISH_RESERVE_S
+        deadline = clock.start + options.time_budget_s - reserve
         task, best = prepare(request)
         clock.lap("validate")
 

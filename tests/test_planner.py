@@ -11,9 +11,11 @@ import onnx
 import pytest
 
 from server.planner import (
+    FINISH_RESERVE_S,
     PlanInputError,
     Planner,
     PolicyLoadError,
+    finish_reserve,
     prepare,
     prune,
     replay,
@@ -124,6 +126,17 @@ def test_the_time_budget_cuts_the_search_but_the_answer_stays_legal(planner: Pla
     plan = planner.plan(request)
     assert plan.budget_hit and plan.candidates == 1  # only the greedy rollout, which always runs
     assert_verified(request, plan.response)
+
+
+def test_the_search_leaves_more_of_its_budget_when_plans_share_the_cores(planner: Planner) -> None:
+    assert finish_reserve(1, 2) == finish_reserve(2, 2) == FINISH_RESERVE_S  # a core each: the plain reserve
+    assert finish_reserve(4, 2) == 2 * FINISH_RESERVE_S  # two plans per core finish half as fast
+    assert finish_reserve(3, 0) == 3 * FINISH_RESERVE_S  # an unknown core count counts as one
+    # the count of plans running goes back down, also after a refused request
+    with pytest.raises(PlanInputError):
+        planner.plan(_markers(["copper-plate"], ["iron-plate"]))
+    planner.plan(request_for(generate("one-belt", 1, 8).task, mode="greedy"))
+    assert planner._in_flight == 0
 
 
 def test_sinks_answer_in_the_request_order() -> None:
