@@ -129,6 +129,22 @@ def test_both_precisions_train_and_an_unknown_one_is_refused_before_anything_is_
     assert not (tmp_path / "half").exists()
 
 
+def test_kind_weights_need_one_weight_per_listed_kind(tmp_path: Path) -> None:
+    for flags in (
+        ["--kind-weights", "1", "2"],
+        ["--kinds", "one-belt", "split", "--kind-weights", "1"],
+        ["--kind-weights", "0"],
+    ):
+        with pytest.raises(ConfigError, match="one non-negative weight per kind"):
+            train(tiny(tmp_path, "weighted", *flags))
+    assert not (tmp_path / "weighted").exists()
+    # weight 0: never drawn, so no split episode ever ends
+    flags = ("--total-steps", "128", "--max-steps", "2", "--kinds", "one-belt", "split", "--kind-weights", "1", "0")
+    history = train(tiny(tmp_path, "one", *flags))
+    assert any("charts/score/one-belt" in m for m in history["history"])
+    assert not any("charts/score/split" in m for m in history["history"])
+
+
 def test_returns_improve_on_the_one_belt_lesson(tmp_path: Path) -> None:
     # from scratch the lesson's one right belt is a needle in a haystack, but each entity
     # costs 0.05: the return rises as the policy learns to place fewer wasted entities

@@ -134,6 +134,9 @@ class PPOConfig:
     """Envs per process."""
     kinds: tuple[str, ...] | None = None
     """Lesson kinds to draw (None: all, trials included)."""
+    kind_weights: tuple[float, ...] | None = None
+    """How often each of `kinds` is drawn, one non-negative weight per kind in its order
+    (None: all equally often)."""
     prefill_start: float = 0.0
     """Share of the reference solution built at reset, at the start (curriculum)..."""
     prefill_end: float = 0.0
@@ -324,6 +327,10 @@ def train(config: PPOConfig) -> dict[str, Any]:
     """Run PPO as configured; returns the summary (also in summary.json)."""
     check_lessons(config.size, config.kinds, config.eval_seeds)
     check_precision(config.precision)
+    if config.kind_weights is not None:
+        weights = config.kind_weights
+        if config.kinds is None or len(weights) != len(config.kinds) or min(weights) < 0 or sum(weights) <= 0:
+            raise ConfigError("kind_weights: one non-negative weight per kind of kinds (listed too), not all zero")
     wandb = _wandb() if config.wandb else None  # before anything is written
     rank, world, device = setup(config)
     torch.set_num_threads(config.threads)
@@ -354,6 +361,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         num_envs=n,
         size=config.size,
         kinds=config.kinds,
+        weights=config.kind_weights,
         prefill=config.prefill_start,
         max_steps=config.max_steps,
         entity_cost=config.entity_cost,
