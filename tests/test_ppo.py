@@ -183,8 +183,13 @@ def test_the_imitation_anchor_teaches_the_reference_while_ppo_runs(tmp_path: Pat
     )  # fmt: skip
     losses = [m["losses/imitation"] for m in train(config)["history"]]
     assert len(losses) == 10 and losses[-1] < 0.85 * losses[0], losses
-    with pytest.raises(ConfigError, match="non-trial"):
-        train(tiny(tmp_path, "trials", "--kinds", "trial-1", "--imitation-coef", "1", "--total-steps", "32"))
+    for flags in (["--kinds", "trial-1"], ["--imitation-kinds", "one-belt", "trial-2"]):
+        with pytest.raises(ConfigError, match="non-trial"):
+            train(tiny(tmp_path, "trials", *flags, "--imitation-coef", "1", "--total-steps", "32"))
+    assert not (tmp_path / "trials").exists()
+    # the anchor may imitate kinds PPO does not play: here trials are played, one-belt imitated
+    flags = ("--kinds", "trial-1", "--imitation-kinds", "one-belt", "--imitation-coef", "1", "--total-steps", "32")
+    assert "losses/imitation" in train(tiny(tmp_path, "elsewhere", *flags))["history"][-1]
 
 
 def test_critic_warmup_trains_only_the_value_head(tmp_path: Path) -> None:

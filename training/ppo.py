@@ -190,6 +190,8 @@ class PPOConfig:
     to what pre-training taught while PPO improves the rest (0: none)."""
     imitation_batch: int = 64
     """Reference samples per minibatch when `imitation_coef` > 0."""
+    imitation_kinds: tuple[str, ...] | None = None
+    """Lesson kinds the anchor's reference samples come from (None: the non-trial kinds among `kinds`)."""
     critic_final_score: bool = True
     """The value head predicts the episode's final score less the entity costs to come; the
     value is that less the current score, which the env knows. Off: it predicts the value
@@ -327,6 +329,10 @@ def train(config: PPOConfig) -> dict[str, Any]:
     """Run PPO as configured; returns the summary (also in summary.json)."""
     check_lessons(config.size, config.kinds, config.eval_seeds)
     check_precision(config.precision)
+    reference_kinds = config.imitation_kinds or tuple(k for k in config.kinds or KINDS if k in LESSON_KINDS)
+    if config.imitation_coef > 0 and (not reference_kinds or not set(reference_kinds) <= set(LESSON_KINDS)):
+        # trials have no reference solution to imitate
+        raise ConfigError("imitation_coef needs non-trial kinds to imitate (imitation_kinds, or among kinds)")
     if config.kind_weights is not None:
         weights = config.kind_weights
         if config.kinds is None or len(weights) != len(config.kinds) or min(weights) < 0 or sum(weights) <= 0:
@@ -416,9 +422,6 @@ def train(config: PPOConfig) -> dict[str, Any]:
     kinds = config.kinds or tuple(KINDS)
     imitation: ImitationStream | None = None
     if config.imitation_coef > 0:
-        reference_kinds = tuple(k for k in kinds if k in LESSON_KINDS)  # trials have no solution
-        if not reference_kinds:
-            raise ConfigError("imitation_coef needs a non-trial kind among kinds")
         rng = np.random.default_rng([config.seed, rank, 2])
         imitation = ImitationStream(reference_kinds, config.size, config.imitation_batch, rng)
 
