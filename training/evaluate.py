@@ -36,6 +36,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from shared_schema.world import World
+from training.config import check_lessons
 from training.env.core import place, reasons
 from training.env.masks import action_masks
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS, Lesson, generate
@@ -273,8 +274,7 @@ def validation(policy: Policy, kinds: Sequence[str], seeds: int, size: int) -> d
     """Greedy rollouts of a torch policy on the first `seeds` validation seeds of each kind
     (`VALIDATION_SEEDS`: held out of training, and apart from the seeds evaluation scores),
     as training logs them: val/<kind> and val/mean_score (the mean over the kinds)."""
-    if not 1 <= seeds <= len(VALIDATION_SEEDS):
-        raise ValueError(f"validation takes 1 to {len(VALIDATION_SEEDS)} seeds per kind, not {seeds}")
+    check_lessons(size, kinds, seeds)
     results = evaluate(policy_planner(torch_heads(policy)), kinds, list(VALIDATION_SEEDS[:seeds]), size)
     scores = {f"val/{r.kind}": r.mean_score for r in results}
     return {"val/mean_score": float(np.mean(list(scores.values()))), **scores}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from shared_schema.directions import DX, DY
 from shared_schema.entities import UNDERGROUND_MAX_DISTANCE, Entity, UndergroundEnd
 from shared_schema.world import Channel
 from training.threads import over_threads
@@ -40,7 +41,7 @@ _SOURCE, _SINK = int(Entity.SOURCE), int(Entity.SINK)
 _SPLITTER, _ASSEMBLER = int(Entity.SPLITTER), int(Entity.ASSEMBLER)
 _UNDERGROUND, _FACING, _END = int(Entity.UNDERGROUND), int(Channel.FACING), int(Channel.UNDERGROUND)
 _ENTRANCE = int(UndergroundEnd.ENTRANCE)
-_DY, _DX = np.array([-1, 0, 1, 0], np.int64), np.array([0, 1, 0, -1], np.int64)  # north, east, south, west
+_DY, _DX = np.array(DY, np.int64), np.array(DX, np.int64)  # the shared table, as arrays for the kernel
 _AXES = ((0, 1), (0, -1), (1, 0), (-1, 0))
 # (dy, dx, cost): a belt step, or an underground jump of k tiles costing one more than k belts' worth
 _STEPS = np.array(
