@@ -79,14 +79,7 @@ from training.evaluate import SOLVED, score_layout, torch_heads, validation
 from training.expert import HUBS, expert_layout
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
-from training.model import (
-    ASSEMBLER,
-    UNDERGROUND,
-    FactoredDistribution,
-    ModelConfig,
-    Policy,
-    precision_autocast,
-)
+from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy, precision_autocast
 from training.recovery import collect, hub_choices
 from training.runs import Run
 
