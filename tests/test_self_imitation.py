@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import self_imitation
+from training import improvement, self_imitation
 from training.checkpoint import load
 from training.config import ConfigError
 from training.model import ModelConfig
@@ -135,3 +135,29 @@ def test_cli_reads_yaml_then_flags(tmp_path: Path) -> None:
     config.write_text("minutes: 20\nlr: 0.5\nkinds: [machine, trial-1]\n")
     parsed = parse_config(["--config", str(config), "--lr", "0.25"])
     assert parsed.minutes == 20 and parsed.lr == 0.25 and parsed.kinds == ("machine", "trial-1")
+
+
+def test_improved_collection_imitates_changed_greedy_rollouts(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an untrained policy's greedy rollouts: here none counts as solved and any change improves
+    monkeypatch.setattr(improvement, "SOLVED", 2.0)
+    config = replace(
+        TINY,
+        init=tiny_checkpoint,
+        root=tmp_path,
+        name="improved",
+        collect="improved",
+        lessons_per_collect=2,
+        margin=-1.0,
+    )
+    summary = train(config)
+    rows = list(csv.DictReader((tmp_path / "improved" / "metrics.csv").open()))
+    assert summary["steps"] == 4 and float(rows[-1]["charts/buffer"]) > 0
+    assert {"collect/improved_one-belt", "collect/solved_one-belt", "losses/self"} <= set(rows[-1])
+
+
+def test_an_unknown_collection_is_refused_before_anything_is_written(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    with pytest.raises(ConfigError, match="collect must be one of sampled, improved"):
+        train(replace(TINY, init=tiny_checkpoint, root=tmp_path, name="bad", collect="beam"))
+    assert not (tmp_path / "bad").exists()

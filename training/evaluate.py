@@ -236,10 +236,13 @@ def load_planner(spec: str, search: int = 0, beam: int = 0) -> BatchPlanner:
 
 def score_layout(lesson: Lesson, layout: World | None) -> float:
     """The layout's normalised score on the lesson; 0 without a layout."""
-    if layout is None:
-        return 0.0
-    rates, counts = sink_rates_batch(layout.data[None])
-    return power_mean_score(rates[0, : counts[0]], lesson.best)
+    return 0.0 if layout is None else float(score_worlds([lesson], layout.data[None])[0])
+
+
+def score_worlds(lessons: Sequence[Lesson], worlds: np.ndarray) -> np.ndarray:
+    """The normalised score of each of `worlds` (int16[B, 6, H, W]) on its lesson, float64[B]."""
+    rates, counts = sink_rates_batch(worlds)
+    return np.array([power_mean_score(r[:c], lesson.best) for lesson, r, c in zip(lessons, rates, counts, strict=True)])
 
 
 def evaluate(

@@ -1,6 +1,7 @@
 """Self-imitation: the policy imitates its own sampled episodes that solved their lesson.
 
     python -m training.self_imitation --init runs/sft/checkpoints/best.pt [--minutes 20] ...
+    python -m training.self_imitation --init CKPT --collect improved [--minutes 45] ...
 
 Pre-training (`training.sft`) teaches the next placement on partial layouts of the
 reference solutions. A greedy rollout soon stands in a layout no reference passed
@@ -18,6 +19,13 @@ so the policy keeps what pre-training taught it. Unlike PPO there is no ratio an
 critic: failures teach nothing, successes are ordinary supervised targets, so a small
 learning rate cannot be blown off course by one unlucky batch.
 
+With `--collect improved` the episodes come from `training.improvement` instead: on
+`lessons_per_collect` fresh training lessons per round, every greedy rollout that
+failed has the one choice changed (among the policy's `alternatives` next most likely
+actions at each state it passed) after which greedy play scores best, if that beats it
+by `margin`. The policy learns that choice and the greedy steps after it: what greedy
+play needs, from the states greedy play reaches.
+
 Kinds are drawn in proportion to how far the starting policy's greedy rollouts are
 from solving them (weight 1 - its validation score, at least `weight_floor`), so the
 episodes go where they are needed. Trial kinds may be listed: their rare successes
@@ -30,7 +38,9 @@ Metrics (`runs/<name>/metrics.csv` and TensorBoard, against env steps sampled):
 - losses/self: the mean negative log-likelihood of the buffer batch's actions;
 - losses/loss, losses/tile, acc/*: the reference imitation's batch, as in `training.sft`;
 - collect/solved_<kind>: share of the episodes of that kind ended since the last log
-  that solved their lesson; collect/episodes: how many ended;
+  that solved their lesson (with "improved": of the greedy rollouts); collect/episodes:
+  how many ended; collect/improved_<kind> ("improved"): share of them that gave an
+  improved episode;
 - charts/buffer: steps in the buffer; charts/env_steps_per_s, charts/learning_rate;
 - val/mean_score and val/<kind>: greedy rollouts on held-out seeds.
 """
@@ -49,8 +59,11 @@ from tqdm import tqdm
 
 from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, check_precision, layered
+from training.env.masks import action_masks
 from training.env.vector import FactoryVectorEnv
-from training.evaluate import SOLVED, validation
+from training.evaluate import SOLVED, torch_heads, validation
+from training.improvement import improved_episodes
+from training.lessons import HELD_OUT_SEEDS, generate
 from training.model import FactoredDistribution, precision_autocast
 from training.runs import Run
 from training.sft import LESSON_KINDS, ImitationStream, SFTConfig, loss_and_metrics, run_progress
@@ -76,10 +89,23 @@ class SelfImitationConfig:
     """Wall-time limit in minutes (0: none)."""
     steps: int = 2000
     """Optimizer steps (the run also stops after `minutes`)."""
+    collect: str = "sampled"
+    """Which episodes to imitate: "sampled" (sampled episodes that solved their lesson) or
+    "improved" (`training.improvement`: failed greedy rollouts with the one choice changed
+    that makes them score best, on fresh training lessons)."""
     num_envs: int = 256
-    """Episodes sampled side by side."""
+    """Episodes sampled side by side ("sampled")."""
+    lessons_per_collect: int = 32
+    """Fresh training lessons whose greedy rollouts are improved per round ("improved")."""
+    alternatives: int = 3
+    """Next most likely actions tried at every state of a failed greedy rollout ("improved")."""
+    margin: float = 0.05
+    """Least gain in score over the greedy rollout for an improved episode to be kept ("improved")."""
+    keep_solved: bool = True
+    """Also imitate the greedy rollouts that solved their lesson ("improved"): what already
+    works is kept without the reference imitation, whose layouts may not be the policy's."""
     collect_steps: int = 8
-    """Env steps of every env between rounds of optimizer steps."""
+    """Env steps of every env between rounds of optimizer steps ("sampled")."""
     updates_per_collect: int = 4
     """Optimizer steps per round."""
     batch_size: int = 128
@@ -122,6 +148,9 @@ def parse_config(argv: list[str] | None = None) -> SelfImitationConfig:
     return layered(SelfImitationConfig, argv, "python -m training.self_imitation", __doc__.split("\n\n")[0])
 
 
+COLLECT = ("sampled", "improved")
+
+
 class NothingToImitate(RuntimeError):
     """The policy solved too few episodes in the time given to fill the buffer."""
 
@@ -161,15 +190,16 @@ class SolvedEpisodes:
         kinds = np.zeros(len(envs), np.int64) if kinds is None else kinds
         for env, kind in zip(envs[solved], kinds[solved], strict=True):
             n = int(self.length[env])
-            capacity = len(self.actions)
-            where = (self.next + np.arange(n)) % capacity
-            self.worlds[where] = self.current_worlds[env, :n]
-            self.masks[where] = self.current_masks[env, :n]
-            self.actions[where] = self.current_actions[env, :n]
-            self.kinds[where] = kind
-            self.next = int((self.next + n) % capacity)
-            self.size = min(capacity, self.size + n)
+            self.add(self.current_worlds[env, :n], self.current_masks[env, :n], self.current_actions[env, :n], kind)
         self.length[envs] = 0
+
+    def add(self, worlds: np.ndarray, masks: np.ndarray, actions: np.ndarray, kind: int) -> None:
+        """One whole episode's steps, of lesson kind number `kind`, into the buffer."""
+        capacity = len(self.actions)
+        where = (self.next + np.arange(len(actions))) % capacity
+        self.worlds[where], self.masks[where], self.actions[where], self.kinds[where] = worlds, masks, actions, kind
+        self.next = int((self.next + len(actions)) % capacity)
+        self.size = min(capacity, self.size + len(actions))
 
     def sample(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`count` steps from the buffer (worlds, masks, actions), every kind held as likely
@@ -187,6 +217,10 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
         raise ConfigError("--init is required: self-imitation starts from a policy that solves some lessons")
     check_lessons(config.size, config.kinds, config.val_seeds)
     check_precision(config.precision)
+    if config.collect not in COLLECT:
+        raise ConfigError(f"collect must be one of {', '.join(COLLECT)}, not {config.collect!r}")
+    if config.lessons_per_collect < 1 or config.alternatives < 1:
+        raise ConfigError("lessons_per_collect and alternatives must be at least 1")
     reference_kinds = tuple(k for k in config.kinds if k in LESSON_KINDS)  # trials have no reference
     if config.expert_batch and not reference_kinds:
         raise ConfigError("expert_batch needs a non-trial kind among kinds (or set it to 0)")
@@ -211,8 +245,8 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
     run.log(0, first)
     history: list[dict[str, float]] = [{"step": 0, **first}]
     weights = {k: max(config.weight_floor, 1.0 - first[f"val/{k}"]) for k in config.kinds}
-    env = FactoryVectorEnv(
-        num_envs=config.num_envs,
+    env = FactoryVectorEnv(  # "improved" plays no env: one gives the shapes
+        num_envs=config.num_envs if config.collect == "sampled" else 1,
         size=config.size,
         kinds=config.kinds,
         weights=weights,
@@ -220,13 +254,35 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
         copy=False,
     )
     env.reset(seed=config.seed)
-    episodes = SolvedEpisodes(
-        config.num_envs, env.config.steps, env.worlds.shape[1:], env.masks.shape[1:], config.buffer
-    )
+    episodes = SolvedEpisodes(env.num_envs, env.config.steps, env.worlds.shape[1:], env.masks.shape[1:], config.buffer)
     tried = dict.fromkeys(config.kinds, 0)
     solved = dict.fromkeys(config.kinds, 0)
+    gained = dict.fromkeys(config.kinds, 0)  # "improved": lessons with an improved episode
 
-    def collect() -> None:
+    heads = torch_heads(policy)  # float32, as greedy rollouts are evaluated
+    kind_weights = np.array([weights[k] for k in config.kinds])
+
+    def collect_improved() -> int:
+        """Improve the greedy rollouts of fresh training lessons; the env steps they took."""
+        kinds = rng.choice(len(config.kinds), size=config.lessons_per_collect, p=kind_weights / kind_weights.sum())
+        seeds = rng.integers(0, HELD_OUT_SEEDS.start, size=config.lessons_per_collect)
+        lessons = [generate(config.kinds[k], int(seed), config.size) for k, seed in zip(kinds, seeds, strict=True)]
+        improved, played = improved_episodes(heads, lessons, config.alternatives, config.margin)
+        for greedy in played:
+            tried[greedy.lesson.kind] += 1
+            solved[greedy.lesson.kind] += int(greedy.score >= SOLVED)
+        for episode in improved:
+            gained[episode.lesson.kind] += 1
+        kept = improved + [g for g in played if g.score >= SOLVED] if config.keep_solved else improved
+        for episode in kept:
+            kind = config.kinds.index(episode.lesson.kind)
+            episodes.add(episode.worlds, action_masks(episode.worlds), episode.actions, kind)
+        return sum(len(e.actions) for e in played)
+
+    def collect() -> int:
+        """Play the envs `collect_steps` steps; the env steps they took."""
+        if config.collect == "improved":
+            return collect_improved()
         policy.eval()
         for _ in range(config.collect_steps):
             with torch.inference_mode(), autocast:
@@ -242,6 +298,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
                 for kind, w in zip(final["kind"][ended], won, strict=True):
                     tried[kind] += 1
                     solved[kind] += int(w)
+        return config.collect_steps * config.num_envs
 
     reference = (
         ImitationStream(
@@ -263,8 +320,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
 
     done = False
     while not done:
-        collect()
-        env_steps += config.collect_steps * config.num_envs
+        env_steps += collect()
         if episodes.size < config.min_buffer:
             bar.set_postfix(buffer=episodes.size)
             if out_of_time():
@@ -305,8 +361,10 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
                 for kind in config.kinds:
                     if tried[kind]:
                         metrics[f"collect/solved_{kind}"] = solved[kind] / tried[kind]
-                tried.update(dict.fromkeys(tried, 0))
-                solved.update(dict.fromkeys(solved, 0))
+                        if config.collect == "improved":
+                            metrics[f"collect/improved_{kind}"] = gained[kind] / tried[kind]
+                for counts in (tried, solved, gained):
+                    counts.update(dict.fromkeys(counts, 0))
                 if validating:
                     metrics.update(validation(policy, config.kinds, config.val_seeds, config.size))
                     if metrics["val/mean_score"] > best:
