@@ -61,8 +61,10 @@ def test_improved_episodes_start_on_the_greedy_path_and_score_what_they_claim(he
         lesson = lessons.index(episode.lesson)
         assert episode.greedy_score == played[lesson].score < SOLVED
         assert episode.score >= episode.greedy_score + 0.05
+        assert episode.score >= SOLVED  # only changes that solve are kept, by default
         start = episode.worlds[0]
-        assert any((start == world).all() for world in paths[lesson][0])  # a state greedy passed through
+        step = next(t for t, world in enumerate(paths[lesson][0]) if (start == world).all())  # greedy passed it
+        assert step + len(episode.actions) <= 11 * 11 // 2  # within the env's step limit
         replayed = _play(start, episode.actions)
         assert all((a == b).all() for a, b in zip(replayed[:-1], episode.worlds, strict=True))
         final_score = score_worlds([episode.lesson], replayed[-1][None])[0]

@@ -149,6 +149,7 @@ def test_improved_collection_imitates_changed_greedy_rollouts(
         name="improved",
         collect="improved",
         lessons_per_collect=2,
+        solved_only=False,
         margin=-1.0,
     )
     summary = train(config)

@@ -1,14 +1,14 @@
 """Rollout policy improvement: where a greedy rollout fails, find a better choice by trying
 the policy's next most likely actions and playing each out greedily.
 
-A greedy rollout that fails its lesson went wrong at some step. At every state it passed
+A greedy rollout that fails its lesson went wrong at some step. At the states it passed
 through, `improved_episodes` tries the policy's `alternatives` next most likely actions
 (its most likely tiles other than the greedy one, each with the greedy rest of the
-action, as the beam search expands), plays each out greedily to the end, and scores the
-final layouts in the mimic. The earliest state where one of them does best (and better
-than the greedy rollout by at least `margin`) is where the policy should have chosen
-otherwise: the *improved episode* is that alternative there, then the greedy rollout
-that followed it, to its final "done".
+action, as the beam search expands), plays each out greedily within the env's step
+limit, and scores the final layouts in the mimic. The best of these changes, found
+from the first states on, is where the policy should have chosen otherwise, if it
+solves the lesson (or, unless `solved_only`, beats the greedy rollout by `margin`):
+the *improved episode* is that change, then the greedy rollout that followed it.
 
 This is one step of policy iteration with greedy rollouts as the evaluation (the policy
 that picks the best-looking of its top actions is at least as good as greedy), and
@@ -44,15 +44,18 @@ class Episode:
     score: float
 
 
-def greedy_episodes(heads: HeadsFn, tasks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def greedy_episodes(
+    heads: HeadsFn, tasks: np.ndarray, max_steps: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Greedy rollouts from `tasks` (int16[B, 6, H, W]) as `training.evaluate.rollout`
     plays them, recording each one's steps: (worlds int16[N, 6, H, W] acted on, actions
-    int64[N, 5]), the last action "done" unless the step limit came first."""
+    int64[N, 5]), the last action "done" unless the step limit (`max_steps`, default the
+    env's H * W // 2) came first."""
     worlds = np.array(tasks, copy=True, order="C")
     h, w = worlds.shape[2:]
     steps: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in worlds]
     active = np.arange(len(worlds))
-    for _ in range(h * w // 2):
+    for _ in range(h * w // 2 if max_steps is None else max_steps):
         if not len(active):
             break
         current = worlds[active]
@@ -71,19 +74,29 @@ def improved_episodes(
     lessons: Sequence[Lesson],
     alternatives: int = 3,
     margin: float = 0.05,
+    solved_only: bool = True,
     wave: int = 4,
     chunk: int = 1024,
 ) -> tuple[list[Episode], list[Episode]]:
     """The improved episode of every lesson whose greedy rollout failed and where one of
     the policy's `alternatives` next most likely actions at some state, played out
-    greedily, scores at least `margin` more (all lessons share one grid size); and the
-    greedy rollouts, one per lesson (`greedy_score` and `score` both theirs).
+    greedily within the env's step limit, solves the lesson (or, unless `solved_only`,
+    scores at least `margin` more); all lessons share one grid size. And the greedy
+    rollouts, one per lesson (`greedy_score` and `score` both theirs).
 
     States are tried `wave` steps at a time from the first, and a lesson's search stops at
     the first wave where an alternative solves it: most failures go wrong early, where the
     splitter or the machine goes. The change kept is the best-scoring one tried (the
     earliest on ties). Alternatives are played `chunk` worlds at a time."""
     tasks = np.stack([lesson.task.data for lesson in lessons])
+    limit = tasks.shape[2] * tasks.shape[3] // 2  # the env's step limit, as in `rollout`
+
+    def steps_left(step: int) -> int:
+        """Steps a rollout may take after a change at `step`: those left after the last
+        state of its wave (a little short for the wave's earlier states), so that every
+        change is played out alike and within the env's step limit."""
+        return max(0, limit - (step // wave + 1) * wave)
+
     episodes = greedy_episodes(heads, tasks)
     greedy = score_worlds(lessons, np.stack([_final(worlds, actions) for worlds, actions in episodes]))
     failed = [i for i in range(len(lessons)) if greedy[i] < SOLVED]
@@ -101,18 +114,17 @@ def improved_episodes(
         ]
         for start in range(0, len(branches), chunk):
             part = branches[start : start + chunk]
-            finals = _play_out(
-                heads, np.stack([episodes[i][0][step] for i, step, _ in part]), np.stack([a for *_, a in part])
-            )
+            worlds = np.stack([episodes[i][0][step] for i, step, _ in part])
+            finals = _play_out(heads, worlds, np.stack([a for *_, a in part]), steps_left(first))
             for (i, step, action), score in zip(
                 part, score_worlds([lessons[i] for i, *_ in part], finals), strict=True
             ):
                 if i not in best or score > best[i][0] + 1e-9:
                     best[i] = (float(score), step, action)
     improved = [
-        _improved(heads, lessons[i], episodes[i][0][step], action, greedy[i], score)
+        _improved(heads, lessons[i], episodes[i][0][step], action, greedy[i], score, steps_left(step))
         for i, (score, step, action) in sorted(best.items())
-        if score >= greedy[i] + margin
+        if score >= SOLVED or (not solved_only and score >= greedy[i] + margin)
     ]
     played = [
         Episode(lesson, worlds, actions, float(score), float(score))
@@ -121,14 +133,15 @@ def improved_episodes(
     return improved, played
 
 
-def _play_out(heads: HeadsFn, worlds: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """The final worlds of playing each of `actions` in its world, then greedily to the end."""
+def _play_out(heads: HeadsFn, worlds: np.ndarray, actions: np.ndarray, max_steps: int) -> np.ndarray:
+    """The final worlds of playing each of `actions` in its world, then greedily to the
+    end (at most `max_steps` steps more)."""
     h, w = worlds.shape[2:]
     worlds = worlds.copy()
     placing = np.flatnonzero(actions[:, 0] < h * w)  # "done" ends the episode where it stands
     legal = placing[reasons(worlds, placing, actions[placing]) == -1]
     place(worlds, legal, actions[legal])
-    played = rollout(heads, worlds[legal])
+    played = rollout(heads, worlds[legal], max_steps=max_steps)
     assert played is not None  # no deadline
     worlds[legal] = played
     return worlds
@@ -145,15 +158,24 @@ def _final(worlds: np.ndarray, actions: np.ndarray) -> np.ndarray:
 
 
 def _improved(
-    heads: HeadsFn, lesson: Lesson, world: np.ndarray, action: np.ndarray, greedy_score: float, score: float
+    heads: HeadsFn,
+    lesson: Lesson,
+    world: np.ndarray,
+    action: np.ndarray,
+    greedy_score: float,
+    score: float,
+    max_steps: int,
 ) -> Episode:
-    """The episode from `world`: `action`, then the greedy rollout after it."""
+    """The episode from `world`: `action`, then the greedy rollout after it (at most
+    `max_steps` steps)."""
     h, w = world.shape[1:]
     child = world[None].copy()
     only = np.zeros(1, np.int64)
     if action[0] < h * w and reasons(child, only, action[None]) == -1:
         place(child, only, action[None])
-    rest_worlds, rest_actions = greedy_episodes(heads, child)[0] if action[0] < h * w else (child[:0], action[None][:0])
+    rest_worlds, rest_actions = (
+        greedy_episodes(heads, child, max_steps)[0] if action[0] < h * w else (child[:0], action[None][:0])
+    )
     return Episode(
         lesson=lesson,
         worlds=np.concatenate([world[None], rest_worlds]),

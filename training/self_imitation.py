@@ -22,9 +22,10 @@ learning rate cannot be blown off course by one unlucky batch.
 With `--collect improved` the episodes come from `training.improvement` instead: on
 `lessons_per_collect` fresh training lessons per round, every greedy rollout that
 failed has the one choice changed (among the policy's `alternatives` next most likely
-actions at each state it passed) after which greedy play scores best, if that beats it
-by `margin`. The policy learns that choice and the greedy steps after it: what greedy
-play needs, from the states greedy play reaches.
+actions at each state it passed) after which greedy play scores best, if that solves
+the lesson (or, without `solved_only`, beats it by `margin`). The policy learns that
+choice and the greedy steps after it: what greedy play needs, from the states greedy
+play reaches.
 
 Kinds are drawn in proportion to how far the starting policy's greedy rollouts are
 from solving them (weight 1 - its validation score, at least `weight_floor`), so the
@@ -99,8 +100,11 @@ class SelfImitationConfig:
     """Fresh training lessons whose greedy rollouts are improved per round ("improved")."""
     alternatives: int = 3
     """Next most likely actions tried at every state of a failed greedy rollout ("improved")."""
+    solved_only: bool = True
+    """Keep only changes that solve the lesson ("improved")."""
     margin: float = 0.05
-    """Least gain in score over the greedy rollout for an improved episode to be kept ("improved")."""
+    """Without solved_only, the least gain in score over the greedy rollout for an improved
+    episode to be kept ("improved")."""
     keep_solved: bool = True
     """Also imitate the greedy rollouts that solved their lesson ("improved"): what already
     works is kept without the reference imitation, whose layouts may not be the policy's."""
@@ -267,7 +271,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
         kinds = rng.choice(len(config.kinds), size=config.lessons_per_collect, p=kind_weights / kind_weights.sum())
         seeds = rng.integers(0, HELD_OUT_SEEDS.start, size=config.lessons_per_collect)
         lessons = [generate(config.kinds[k], int(seed), config.size) for k, seed in zip(kinds, seeds, strict=True)]
-        improved, played = improved_episodes(heads, lessons, config.alternatives, config.margin)
+        improved, played = improved_episodes(heads, lessons, config.alternatives, config.margin, config.solved_only)
         for greedy in played:
             tried[greedy.lesson.kind] += 1
             solved[greedy.lesson.kind] += int(greedy.score >= SOLVED)
