@@ -162,3 +162,13 @@ def test_an_unknown_collection_is_refused_before_anything_is_written(tmp_path: P
     with pytest.raises(ConfigError, match="collect must be one of sampled, improved"):
         train(replace(TINY, init=tiny_checkpoint, root=tmp_path, name="bad", collect="beam"))
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_unbalanced_draw_takes_every_step_alike() -> None:
+    episodes = SolvedEpisodes(num_envs=1, max_steps=9, world_shape=(1, 1, 1), mask_shape=(1, 1), capacity=20)
+    for kind, length in ((0, 9), (1, 1)):
+        episodes.add(np.zeros((length, 1, 1, 1)), np.zeros((length, 1, 1)), np.full((length, 5), kind), kind)
+    rng = np.random.default_rng(0)
+    drawn = episodes.sample(rng, 4000, balanced=False)[2][:, 0]
+    assert abs(np.mean(drawn == 1) - 0.1) < 0.02  # 1 step in 10, drawn as often as any other step
+    assert abs(np.mean(episodes.sample(rng, 4000)[2][:, 0] == 1) - 0.5) < 0.03  # balanced: half the time

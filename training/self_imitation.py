@@ -116,6 +116,8 @@ class SelfImitationConfig:
     """Buffer steps per optimizer step."""
     buffer: int = 50_000
     """Steps of solved episodes kept (the oldest go first)."""
+    balance_kinds: bool = True
+    """Draw every lesson kind held in the buffer as often as any other (else every step alike)."""
     min_buffer: int = 1_000
     """Steps in the buffer before training starts."""
     expert_batch: int = 64
@@ -205,12 +207,15 @@ class SolvedEpisodes:
         self.next = int((self.next + len(actions)) % capacity)
         self.size = min(capacity, self.size + len(actions))
 
-    def sample(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`count` steps from the buffer (worlds, masks, actions), every kind held as likely
-        as any other: the easy kinds' many successes would otherwise crowd out the hard
-        kinds' few, which are the ones worth learning."""
+    def sample(
+        self, rng: np.random.Generator, count: int, balanced: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`count` steps from the buffer (worlds, masks, actions); when `balanced`, every
+        kind held as likely as any other: the easy kinds' many successes would otherwise
+        crowd out the hard kinds' few, which are the ones worth learning. Else every step
+        alike."""
         held = self.kinds[: self.size]
-        weight = 1.0 / np.bincount(held)[held]
+        weight = 1.0 / np.bincount(held)[held] if balanced else np.ones(self.size)
         picked = rng.choice(self.size, size=count, p=weight / weight.sum())
         return self.worlds[picked], self.masks[picked], self.actions[picked]
 
@@ -337,7 +342,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
             step += 1
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * max(0.05, 1.0 - run_progress(step, time.perf_counter() - start, config))
-            worlds, masks, actions = episodes.sample(rng, config.batch_size)
+            worlds, masks, actions = episodes.sample(rng, config.batch_size, config.balance_kinds)
             policy.train()
             with autocast:
                 features = policy.features(torch.from_numpy(worlds))
