@@ -75,6 +75,6 @@ RECIPE = Path(__file__).parent.parent / "configs"
 
 @pytest.mark.parametrize("path", sorted(RECIPE.glob("*.yaml")), ids=lambda p: p.name)
 def test_the_recipes_config_files_parse_for_their_trainer(path: Path) -> None:
-    parse = ppo.parse if path.name.startswith("ppo") else sft.parse_config
+    parse = ppo.parse_config if path.name.startswith("ppo") else sft.parse_config
     config = parse(["--config", str(path)])
     assert config.kinds  # every field named in the file is one the trainer knows

@@ -15,7 +15,7 @@ import torch
 from training import checkpoint, ppo
 from training.config import ConfigError
 from training.model import ModelConfig, Policy
-from training.ppo import PPOConfig, gae, main, parse, train
+from training.ppo import PPOConfig, gae, main, parse_config, train
 
 TINY = [
     "--size", "8", "--num-envs", "8", "--rollout", "4", "--minibatches", "2", "--kinds", "one-belt",
@@ -24,20 +24,20 @@ TINY = [
 
 
 def tiny(tmp_path: Path, name: str, *extra: str) -> PPOConfig:
-    return parse([*TINY, "--root", str(tmp_path), "--name", name, *extra])
+    return parse_config([*TINY, "--root", str(tmp_path), "--name", name, *extra])
 
 
 def test_config_layers_defaults_then_yaml_then_flags(tmp_path: Path) -> None:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("lr: 0.1\ngamma: 0.9\nkinds: [one-belt, split]\nmodel:\n  width: 8\n")
-    config = parse(["--config", str(recipe), "--lr", "0.5", "--model.heads", "2"])
+    config = parse_config(["--config", str(recipe), "--lr", "0.5", "--model.heads", "2"])
     assert config.lr == 0.5  # the flag beats the file
     assert config.gamma == 0.9 and config.kinds == ("one-belt", "split")  # the file beats the defaults
     assert config.model == ModelConfig(width=8, heads=2)
     assert config.clip == PPOConfig().clip  # untouched: the default
     recipe.write_text("learning_rate: 0.1\n")
     with pytest.raises(ValueError, match="learning_rate"):
-        parse(["--config", str(recipe)])
+        parse_config(["--config", str(recipe)])
 
 
 def test_gae_matches_a_hand_computation_with_truncation_and_termination() -> None:
@@ -170,7 +170,7 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     straight = train(tiny(tmp_path, "straight", "--total-steps", "128", "--checkpoint-every", "1"))
     first = train(tiny(tmp_path, "halves", "--total-steps", "128", "--max-updates", "2"))
     assert first["updates"] == 2
-    second = train(parse(["--resume", str(tmp_path / "halves")]))
+    second = train(parse_config(["--resume", str(tmp_path / "halves")]))
     assert second["updates"] == 4
     assert second["weights_sha256"] == straight["weights_sha256"]
     rows = list(csv.DictReader((tmp_path / "halves" / "metrics.csv").open()))

@@ -144,10 +144,10 @@ def bench_env(envs: int, size: int, steps: int, threads: int, repeats: int) -> d
 def bench_ppo(updates: int, warmup: int, flags: list[str]) -> dict[str, object]:
     import tempfile
 
-    from training.ppo import parse, train
+    from training.ppo import parse_config, train
 
     with tempfile.TemporaryDirectory() as root:
-        config = parse([*flags, "--root", root, "--name", "bench", "--no-progress", "--checkpoint-every", "0"])
+        config = parse_config([*flags, "--root", root, "--name", "bench", "--no-progress", "--checkpoint-every", "0"])
         config.max_updates = warmup + updates
         history = train(config)["history"][warmup:]
     rates = [m["charts/steps_per_s"] for m in history]

@@ -208,7 +208,7 @@ class PPOConfig:
 # --- configuration ----------------------------------------------------------------------
 
 
-def parse(argv: list[str] | None = None) -> PPOConfig:
+def parse_config(argv: list[str] | None = None) -> PPOConfig:
     """Defaults < the resumed run's config.yaml < --config YAML < flags."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -686,7 +686,7 @@ def _save(
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        summary = train(parse(argv))
+        summary = train(parse_config(argv))
     except (ConfigError, checkpoint.CheckpointError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
