@@ -39,7 +39,10 @@ def test_greedy_episodes_record_the_greedy_rollout(heads: OnnxPolicy) -> None:
     tasks = np.stack([lesson.task.data for lesson in lessons])
     final = rollout(heads.heads, tasks)
     assert final is not None
-    for i, (worlds, actions) in enumerate(greedy_episodes(heads.heads, tasks)):
+    episodes, finals = greedy_episodes(heads.heads, tasks)
+    assert (finals == final).all()
+    for i, (worlds, actions) in enumerate(episodes):
+        assert (worlds[0] == tasks[i]).all() and actions[-1, 0] == 11 * 11  # from the task to "done"
         played = _play(worlds[0], actions)
         assert all((a == b).all() for a, b in zip(played[:-1], worlds, strict=True))
         assert (played[-1] == final[i]).all()
@@ -49,7 +52,7 @@ def test_improved_episodes_start_on_the_greedy_path_and_score_what_they_claim(he
     lessons = [generate("split", seed, 11) for seed in range(1000, 1006)]
     improved, played = improved_episodes(heads.heads, lessons, alternatives=2)
     assert [p.lesson for p in played] == lessons and improved  # this policy fails some of these, and a fix exists
-    paths = greedy_episodes(heads.heads, np.stack([lesson.task.data for lesson in lessons]))
+    paths, _ = greedy_episodes(heads.heads, np.stack([lesson.task.data for lesson in lessons]))
     for path, greedy in zip(paths, played, strict=True):
         assert (path[0] == greedy.worlds).all() and (path[1] == greedy.actions).all()
         assert (
@@ -70,7 +73,7 @@ def test_improved_episodes_start_on_the_greedy_path_and_score_what_they_claim(he
         final_score = score_worlds([episode.lesson], replayed[-1][None])[0]
         assert final_score == pytest.approx(episode.score)
         # from its second step on the episode is greedy again
-        assert (greedy_episodes(heads.heads, replayed[1][None])[0][1] == episode.actions[1:]).all()
+        assert (greedy_episodes(heads.heads, replayed[1][None])[0][0][1] == episode.actions[1:]).all()
 
 
 def test_solved_lessons_give_no_episode(heads: OnnxPolicy) -> None:

@@ -84,13 +84,16 @@ def rollout(
     max_steps: int | None = None,
     deadline: float = float("inf"),
     states: list[np.ndarray] | None = None,
+    taken: list[np.ndarray] | None = None,
 ) -> np.ndarray | None:
     """Rollouts of a policy from each of `worlds` (int16[B, 6, H, W]) stepped together as
     the env steps them: one placement per step with the env's own masks (an illegal one
     would change nothing), until "done" or `max_steps` (default: the env's, H * W // 2);
     greedy when `rng` is None, else sampled from it. The final worlds, or None when
     `deadline` (a time.perf_counter time) passed before all were done. `states`, when
-    given, gets a copy of all B worlds after each step (a finished world stays as it was)."""
+    given, gets a copy of all B worlds after each step (a finished world stays as it was);
+    `taken`, when given, each step's actions int64[B, 5] ("done" included; -1 for worlds
+    already finished)."""
     worlds = np.array(worlds, copy=True, order="C")
     h, w = worlds.shape[2:]
     steps = h * w // 2 if max_steps is None else max_steps
@@ -102,6 +105,10 @@ def rollout(
             return None
         current = worlds[active]
         actions = choose(heads(current), action_masks(current), greedy=rng is None, rng=rng)
+        if taken is not None:
+            record = np.full((len(worlds), 5), -1, np.int64)
+            record[active] = actions
+            taken.append(record)
         placing = actions[:, 0] < h * w
         active, actions = active[placing], actions[placing]
         legal = reasons(worlds, active, actions) == -1

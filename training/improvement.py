@@ -28,7 +28,7 @@ from training.env.core import place, reasons
 from training.env.masks import action_masks
 from training.evaluate import SOLVED, HeadsFn, rollout, score_worlds
 from training.lessons import Lesson
-from training.onnx_policy import choose, expansions
+from training.onnx_policy import expansions
 
 
 @dataclass
@@ -46,27 +46,21 @@ class Episode:
 
 def greedy_episodes(
     heads: HeadsFn, tasks: np.ndarray, max_steps: int | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Greedy rollouts from `tasks` (int16[B, 6, H, W]) as `training.evaluate.rollout`
-    plays them, recording each one's steps: (worlds int16[N, 6, H, W] acted on, actions
-    int64[N, 5]), the last action "done" unless the step limit (`max_steps`, default the
-    env's H * W // 2) came first."""
-    worlds = np.array(tasks, copy=True, order="C")
-    h, w = worlds.shape[2:]
-    steps: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in worlds]
-    active = np.arange(len(worlds))
-    for _ in range(h * w // 2 if max_steps is None else max_steps):
-        if not len(active):
-            break
-        current = worlds[active]
-        actions = choose(heads(current), action_masks(current), greedy=True, rng=None)
-        for i, world, action in zip(active, current, actions, strict=True):
-            steps[i].append((world, action))
-        placing = actions[:, 0] < h * w
-        active, actions = active[placing], actions[placing]
-        legal = reasons(worlds, active, actions) == -1
-        place(worlds, active[legal], actions[legal])
-    return [(np.stack([s for s, _ in episode]), np.stack([a for _, a in episode])) for episode in steps]
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Greedy rollouts from `tasks` (int16[B, 6, H, W]) by `training.evaluate.rollout`,
+    recording each one's steps: (worlds int16[N, 6, H, W] acted on, actions int64[N, 5]),
+    the last action "done" unless the step limit (`max_steps`, default the env's
+    H * W // 2) came first; and the final worlds."""
+    states = [np.array(tasks, copy=True)]
+    taken: list[np.ndarray] = []
+    final = rollout(heads, tasks, max_steps=max_steps, states=states, taken=taken)
+    assert final is not None  # no deadline
+    b = len(tasks)
+    actions = np.stack(taken, axis=1) if taken else np.zeros((b, 0, 5), np.int64)  # [B, steps, 5]
+    # [B, steps, 6, H, W]: the world each action met
+    worlds = np.stack(states[:-1], axis=1) if taken else np.zeros((b, 0, *tasks.shape[1:]), tasks.dtype)
+    lengths = (actions[:, :, 0] >= 0).sum(axis=1)
+    return [(worlds[i, :n], actions[i, :n]) for i, n in enumerate(lengths)], final
 
 
 def improved_episodes(
@@ -97,8 +91,8 @@ def improved_episodes(
         change is played out alike and within the env's step limit."""
         return max(0, limit - (step // wave + 1) * wave)
 
-    episodes = greedy_episodes(heads, tasks)
-    greedy = score_worlds(lessons, np.stack([_final(worlds, actions) for worlds, actions in episodes]))
+    episodes, finals = greedy_episodes(heads, tasks)
+    greedy = score_worlds(lessons, finals)
     failed = [i for i in range(len(lessons)) if greedy[i] < SOLVED]
     candidates = {i: expansions(heads(episodes[i][0]), action_masks(episodes[i][0]), alternatives + 1) for i in failed}
     best: dict[int, tuple[float, int, np.ndarray]] = {}  # lesson -> (score, step, action) of its best change
@@ -147,16 +141,6 @@ def _play_out(heads: HeadsFn, worlds: np.ndarray, actions: np.ndarray, max_steps
     return worlds
 
 
-def _final(worlds: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """The world a recorded episode ends in: its last world with its last action placed."""
-    last = worlds[-1:].copy()
-    h, w = last.shape[2:]
-    only = np.zeros(1, np.int64)
-    if actions[-1, 0] < h * w and reasons(last, only, actions[-1:]) == -1:
-        place(last, only, actions[-1:])
-    return last[0]
-
-
 def _improved(
     heads: HeadsFn,
     lesson: Lesson,
@@ -174,7 +158,7 @@ def _improved(
     if action[0] < h * w and reasons(child, only, action[None]) == -1:
         place(child, only, action[None])
     rest_worlds, rest_actions = (
-        greedy_episodes(heads, child, max_steps)[0] if action[0] < h * w else (child[:0], action[None][:0])
+        greedy_episodes(heads, child, max_steps)[0][0] if action[0] < h * w else (child[:0], action[None][:0])
     )
     return Episode(
         lesson=lesson,

@@ -61,10 +61,11 @@ from tqdm import tqdm
 from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, check_precision, layered
 from training.env.masks import action_masks
+from training.env.supply import training_seed
 from training.env.vector import FactoryVectorEnv
 from training.evaluate import SOLVED, torch_heads, validation
 from training.improvement import improved_episodes
-from training.lessons import HELD_OUT_SEEDS, generate
+from training.lessons import generate
 from training.model import FactoredDistribution, precision_autocast
 from training.runs import Run
 from training.sft import LESSON_KINDS, ImitationStream, SFTConfig, loss_and_metrics, run_progress
@@ -274,7 +275,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
     def collect_improved() -> int:
         """Improve the greedy rollouts of fresh training lessons; the env steps they took."""
         kinds = rng.choice(len(config.kinds), size=config.lessons_per_collect, p=kind_weights / kind_weights.sum())
-        seeds = rng.integers(0, HELD_OUT_SEEDS.start, size=config.lessons_per_collect)
+        seeds = [training_seed(int(i)) for i in rng.integers(0, 2**31, size=config.lessons_per_collect)]
         lessons = [generate(config.kinds[k], int(seed), config.size) for k, seed in zip(kinds, seeds, strict=True)]
         improved, played = improved_episodes(heads, lessons, config.alternatives, config.margin, config.solved_only)
         for greedy in played:
