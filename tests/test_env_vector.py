@@ -79,6 +79,7 @@ def test_vectorised_reasons_and_placement_agree_with_check_and_apply() -> None:
 def _same(vec_obs: dict[str, np.ndarray], i: int, obs: dict[str, np.ndarray]) -> None:
     assert np.array_equal(vec_obs["world"][i], obs["world"])
     assert np.array_equal(vec_obs["action_mask"][i], obs["action_mask"])
+    assert vec_obs["done_mask"][i] == obs["done_mask"]
 
 
 def _same_info(vec_info: dict[str, Any], i: int, info: dict[str, Any]) -> None:
@@ -145,7 +146,7 @@ def test_autoreset_happens_in_the_same_step() -> None:
 def test_observations_and_info_have_the_single_envs_shape() -> None:
     vec = FactoryVectorEnv(num_envs=4, kinds=KINDS)
     obs, info = vec.reset(seed=3)
-    assert vec.single_observation_space.contains({k: v[0] for k, v in obs.items()})
+    assert vec.single_observation_space.contains({k: np.asarray(v[0]) for k, v in obs.items()})
     assert vec.observation_space.contains(obs)
     assert vec.action_space.shape == (4, 5)
     assert set(info) == {"kind", "lesson_seed", "score", "entities", "invalid", "invalid_rate", "invalid_reasons"}

@@ -112,7 +112,9 @@ def test_rollout_plays_as_the_env_steps(tiny_checkpoint: tuple[Path, Path]) -> N
         obs, info = env.reset(options={"kind": lesson.kind, "seed": lesson.seed})
         ended = False
         while not ended:
-            action = choose(policy.heads(obs["world"][None]), obs["action_mask"][None])[0]
+            action = choose(
+                policy.heads(obs["world"][None]), obs["action_mask"][None], done_mask=obs["done_mask"][None]
+            )[0]
             obs, _, terminated, truncated, info = env.step(action)
             ended = terminated or truncated
         assert (obs["world"] == world).all()

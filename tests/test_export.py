@@ -18,7 +18,7 @@ from training.env.core import PLACEABLE, anchor_masks, n_recipes, place
 from training.export import catalog_fingerprint, export, main
 from training.lessons import generate
 from training.model import FactoredDistribution, ModelConfig, Policy
-from training.onnx_policy import HEAD_NAMES, HeadArrays, OnnxPolicy, choose
+from training.onnx_policy import HEAD_NAMES, HeadArrays, OnnxPolicy, choose, expansions
 
 TINY = ModelConfig(width=16, conv_blocks=1)
 KINDS = ("one-belt", "belt-wall", "split", "machine", "machine-row", "trial-2")
@@ -92,6 +92,24 @@ def test_numpy_choice_agrees_with_the_torch_distribution(exported: tuple[Policy,
         placed = sampled[:, 0] < 121
         rows = np.nonzero(placed)[0]
         assert (masks[rows, sampled[rows, 1], sampled[rows, 2], sampled[rows, 0]] == 1).all()
+
+
+def test_numpy_choice_honours_the_done_mask_as_torch_does(exported: tuple[Policy, Path]) -> None:
+    policy, _ = exported
+    worlds = random_layouts(8, 11, seed=6)
+    masks = anchor_masks(worlds)
+    done_mask = (np.arange(8) % 2).astype(np.int8)
+    with torch.no_grad():
+        heads = policy(torch.as_tensor(worlds))
+    heads = heads._replace(tile=heads.tile.clone().index_fill_(1, torch.tensor([121]), 50.0))  # "done", by far
+    dist = FactoredDistribution(heads, torch.as_tensor(masks), done_mask=torch.as_tensor(done_mask))
+    numpy_heads = HeadArrays(*(h.numpy() for h in heads))
+    greedy = choose(numpy_heads, masks, greedy=True, done_mask=done_mask)
+    np.testing.assert_array_equal(greedy, dist.mode().numpy())
+    assert ((greedy[:, 0] == 121) == done_mask.astype(bool)).all()
+    actions, log_prob = expansions(numpy_heads, masks, 3, done_mask)
+    stops = actions[:, :, 0] == 121
+    assert stops[done_mask == 1, 0].all() and not (stops[done_mask == 0] & np.isfinite(log_prob[done_mask == 0])).any()
 
 
 def test_cli_exports_a_checkpoint_that_loads_on_the_cpu(tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ def test_greedy_episodes_record_the_greedy_rollout(heads: OnnxPolicy) -> None:
     episodes, finals = greedy_episodes(heads.heads, tasks)
     assert (finals == final).all()
     for i, (worlds, actions) in enumerate(episodes):
-        assert (worlds[0] == tasks[i]).all() and actions[-1, 0] == 11 * 11  # from the task to "done"
+        assert (worlds[0] == tasks[i]).all()
+        assert actions[-1, 0] == 11 * 11 or len(actions) == 11 * 11 // 2  # to "done" or the step limit
         played = _play(worlds[0], actions)
         assert all((a == b).all() for a, b in zip(played[:-1], worlds, strict=True))
         assert (played[-1] == final[i]).all()

@@ -11,7 +11,7 @@ from shared_schema.placement import Action, check
 from shared_schema.world import Channel, World
 from tests.conftest import world_of
 from training.env.core import PLACEABLE, anchor_masks
-from training.env.masks import action_masks, dead_placements
+from training.env.masks import action_masks, dead_placements, rollout_masks
 from training.lessons import generate
 
 BUILDING_KINDS = ["belt-routing", "belt-wall", "belt-crossing", "split", "merge", "machine", "machine-row"]
@@ -101,3 +101,38 @@ def test_no_reference_solution_uses_a_dead_placement(kind: str) -> None:
             without[:, y : y + height, x : x + width] = task[:, y : y + height, x : x + width]
             index = PLACEABLE.index(entity), facing, y * lesson.task.width + x
             assert not dead_placements(without[None])[0][index], (kind, seed, entity.name, x, y)
+
+
+def done_legal(world: World) -> bool:
+    return bool(rollout_masks(world.data[None])[1][0])
+
+
+def test_done_waits_for_every_sink_to_get_its_items() -> None:
+    items = [(0, 0, "iron-plate"), (3, 0, "iron-plate")]
+    assert not done_legal(world_of("S> .. .. K>\n.. .. .. ..", items))  # the sink gets nothing yet
+    assert done_legal(world_of("S> b> b> K>\n.. .. .. ..", items))
+    # a source's belt split to two sinks: 7.5/s each is their share
+    split = [(0, 0, "iron-plate"), (2, 0, "iron-plate"), (2, 1, "iron-plate")]
+    assert done_legal(world_of("S> Y> K>\n.. Y> K>\n.. .. ..", split))
+    assert not done_legal(world_of("S> b> K>\n.. .. K>\n.. .. ..", split))  # one sink gets nothing
+
+
+def test_done_waits_for_a_sink_far_below_what_its_sources_could_send() -> None:
+    # an inserter from a source whose belt could run: 0.86/s of the 15 a belt would carry
+    items = [(0, 0, "iron-plate"), (2, 0, "iron-plate")]
+    assert not done_legal(world_of("S> i> K>\n.. .. ..", items))
+    # a source facing a wall can only be emptied by inserters: 1.2/s is all there is to wait for
+    walled = [(0, 0, "iron-plate"), (4, 0, "iron-plate")]
+    assert done_legal(world_of("S< .. l> .. K>\n.. .. .. .. ..", walled))
+
+
+def test_done_is_legal_when_nothing_else_is() -> None:
+    world = world_of("S> ## K>", [(0, 0, "iron-plate"), (2, 0, "iron-plate")])
+    masks, done = rollout_masks(world.data[None])
+    assert not masks.any() and done[0] == 1  # the sink gets nothing, but nothing can be placed
+
+
+@pytest.mark.parametrize("kind", BUILDING_KINDS + ["one-belt", "one-machine"])
+def test_every_reference_solution_may_say_done(kind: str) -> None:
+    for seed in range(30):
+        assert done_legal(generate(kind, seed, 11).solution), (kind, seed)

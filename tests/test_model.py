@@ -72,6 +72,23 @@ def test_log_prob_is_the_probability_of_what_sample_draws(
         assert all((v >= -1e-6).all() for v in entropy.values())
 
 
+def test_done_is_never_chosen_where_the_done_mask_forbids_it(
+    batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]],
+) -> None:
+    _, obs = batch
+    policy = Policy(ModelConfig(width=16, conv_blocks=1))
+    with torch.no_grad():
+        heads = policy(torch.as_tensor(obs["world"]))
+    heads = heads._replace(tile=heads.tile.clone().index_fill_(1, torch.tensor([121]), 50.0))  # done, by far
+    done_mask = torch.arange(len(heads.tile)) % 2  # every other world may stop
+    dist = FactoredDistribution(heads, torch.as_tensor(obs["action_mask"]), done_mask=done_mask)
+    torch.manual_seed(2)
+    for action in [dist.mode()] + [dist.sample() for _ in range(10)]:
+        assert ((action[:, 0] == 121) == done_mask.bool()).all()
+    # without a done mask "done" is always legal
+    assert (FactoredDistribution(heads, torch.as_tensor(obs["action_mask"])).mode()[:, 0] == 121).all()
+
+
 def test_gradients_reach_every_head(batch: tuple[FactoryVectorEnv, dict[str, np.ndarray]]) -> None:
     _, obs = batch
     policy = Policy(ModelConfig(width=16, conv_blocks=1))

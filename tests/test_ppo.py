@@ -146,12 +146,12 @@ def test_kind_weights_need_one_weight_per_listed_kind(tmp_path: Path) -> None:
 
 
 def test_returns_improve_on_the_one_belt_lesson(tmp_path: Path) -> None:
-    # from scratch the lesson's one right belt is a needle in a haystack, but each entity
-    # costs 0.05: the return rises as the policy learns to place fewer wasted entities
-    # (and to say "done"); the mean entities per episode falls well below where it began
+    # the lesson starts solved (prefill 1), so "done" is legal from the first step, and each
+    # entity costs 0.05: the return rises as the policy learns to place fewer wasted entities
+    # and to say "done"; the mean entities per episode falls well below where it began
     config = tiny(
         tmp_path, "learn", "--num-envs", "16", "--rollout", "8", "--total-steps", "5120", "--lr", "3e-3",
-        "--epochs", "2", "--max-steps", "8", "--entity-cost", "0.05",
+        "--epochs", "2", "--max-steps", "8", "--entity-cost", "0.05", "--prefill-start", "1", "--prefill-end", "1",
     )  # fmt: skip
     entities = [m["charts/episode_entities"] for m in train(config)["history"]]
     assert sum(entities[-4:]) / 4 < 0.7 * sum(entities[:3]) / 3, entities

@@ -126,7 +126,7 @@ def bench_env(envs: int, size: int, steps: int, threads: int, repeats: int) -> d
     def run() -> None:
         nonlocal obs
         for _ in range(steps):
-            obs = env.step(random_legal_actions(obs["action_mask"], rng, n_recipes()))[0]
+            obs = env.step(random_legal_actions(obs["action_mask"], rng, n_recipes(), obs["done_mask"]))[0]
 
     run()  # warm-up: compilation, and the first lessons of every env's pool
     best, median = _best_rate(run, steps * envs, repeats)

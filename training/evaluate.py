@@ -38,7 +38,7 @@ from rich.table import Table
 from shared_schema.world import World
 from training.config import check_lessons
 from training.env.core import place, reasons
-from training.env.masks import action_masks
+from training.env.masks import rollout_masks
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS, Lesson, generate
 from training.lessons.base import MAX_SIZE, MIN_SIZE
 from training.onnx_policy import HeadArrays, choose, expansions
@@ -87,7 +87,7 @@ def rollout(
     taken: list[np.ndarray] | None = None,
 ) -> np.ndarray | None:
     """Rollouts of a policy from each of `worlds` (int16[B, 6, H, W]) stepped together as
-    the env steps them: one placement per step with the env's own masks (an illegal one
+    the env steps them: one placement per step under the env's action and "done" masks (an illegal one
     would change nothing), until "done" or `max_steps` (default: the env's, H * W // 2);
     greedy when `rng` is None, else sampled from it. The final worlds, or None when
     `deadline` (a time.perf_counter time) passed before all were done. `states`, when
@@ -104,7 +104,8 @@ def rollout(
         if time.perf_counter() > deadline:
             return None
         current = worlds[active]
-        actions = choose(heads(current), action_masks(current), greedy=rng is None, rng=rng)
+        masks, done_masks = rollout_masks(current)
+        actions = choose(heads(current), masks, greedy=rng is None, rng=rng, done_mask=done_masks)
         if taken is not None:
             record = np.full((len(worlds), 5), -1, np.int64)
             record[active] = actions
@@ -137,7 +138,8 @@ def beam_rollout(
             break
         if time.perf_counter() > deadline:
             return None
-        actions, step_log_prob = expansions(heads(live), action_masks(live), width)
+        masks, done_masks = rollout_masks(live)
+        actions, step_log_prob = expansions(heads(live), masks, width, done_masks)
         total = log_prob[:, None] + step_log_prob  # [live, width]
         order = np.argsort(-total, axis=None, kind="stable")
         parents, picks = np.unravel_index(order[np.isfinite(total.ravel()[order])], total.shape)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.env.core import place, reasons
-from training.env.masks import action_masks
+from training.env.masks import rollout_masks
 from training.evaluate import SOLVED, HeadsFn, rollout, score_worlds
 from training.lessons import Lesson
 from training.onnx_policy import expansions
@@ -94,7 +94,7 @@ def improved_episodes(
     episodes, finals = greedy_episodes(heads, tasks)
     greedy = score_worlds(lessons, finals)
     failed = [i for i in range(len(lessons)) if greedy[i] < SOLVED]
-    candidates = {i: expansions(heads(episodes[i][0]), action_masks(episodes[i][0]), alternatives + 1) for i in failed}
+    candidates = {i: _expansions(heads, episodes[i][0], alternatives + 1) for i in failed}
     best: dict[int, tuple[float, int, np.ndarray]] = {}  # lesson -> (score, step, action) of its best change
     longest = max((len(episodes[i][1]) for i in failed), default=0)
     for first in range(0, longest, wave):
@@ -125,6 +125,12 @@ def improved_episodes(
         for lesson, (worlds, actions), score in zip(lessons, episodes, greedy, strict=True)
     ]
     return improved, played
+
+
+def _expansions(heads: HeadsFn, worlds: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """`training.onnx_policy.expansions` of `worlds` under the env's masks."""
+    masks, done_masks = rollout_masks(worlds)
+    return expansions(heads(worlds), masks, width, done_masks)
 
 
 def _play_out(heads: HeadsFn, worlds: np.ndarray, actions: np.ndarray, max_steps: int) -> np.ndarray:

@@ -14,8 +14,9 @@ every part of the factored action for every tile at once, and the value:
 The kind, facing, recipe and end heads are conditioned on the chosen tile by reading
 that tile's features, so computing them for all tiles lets the ONNX export run the
 whole network once per step. `FactoredDistribution` applies the env's action mask
-(`obs["action_mask"]`, int8[B, 6, 4, H*W]) to every head, so a policy never proposes
-an illegal action, and gives samples, greedy actions, log-probs and entropies.
+(`obs["action_mask"]`, int8[B, 6, 4, H*W]) to every head and its "done" mask
+(`obs["done_mask"]`, int8[B]) to the tile head, so a policy never proposes an illegal
+action, and gives samples, greedy actions, log-probs and entropies.
 """
 
 from __future__ import annotations
@@ -385,27 +386,39 @@ class FactoredDistribution:
     """The masked action distribution of a batch: tile (or done), then kind given the
     tile, facing given tile and kind, recipe (assemblers) and end (undergrounds) given the
     tile. Actions are int64[B, 5] in the env's layout (tile, kind, facing, recipe, end);
-    parts a choice does not read are 0 and carry no probability.
+    parts a choice does not read are 0 and carry no probability. Without a `done_mask`,
+    "done" is always legal.
 
     Built from full `Heads`, or with `from_features` from the trunk alone, which computes
     the per-tile heads only at the tiles chosen (the same numbers, a fraction of the cost)."""
 
-    def __init__(self, heads: Heads | Features, action_mask: Tensor, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        heads: Heads | Features,
+        action_mask: Tensor,
+        policy: Policy | None = None,
+        done_mask: Tensor | None = None,
+    ) -> None:
         self.heads = heads
         self.policy = policy
         self.mask = action_mask.bool()  # [B, K, 4, T]
         b, _, _, t = self.mask.shape
         self.tiles = t
         legal_tile = self.mask.any(dim=2).any(dim=1)  # [B, T]
-        done = torch.ones(b, 1, dtype=torch.bool, device=legal_tile.device)
+        if done_mask is None:  # pre-training's samples: their targets only say "done" at the end
+            done = torch.ones(b, 1, dtype=torch.bool, device=legal_tile.device)
+        else:
+            done = done_mask.bool().view(b, 1).to(legal_tile.device)
         self.tile_logits = _masked(heads.tile.float(), torch.cat((legal_tile, done), dim=1))
         recipe_legal = torch.ones(self._recipes(), dtype=torch.bool, device=legal_tile.device)
         recipe_legal[0] = False  # recipe 0 is "none": an assembler needs a real one
         self.recipe_legal = recipe_legal
 
     @classmethod
-    def from_features(cls, policy: Policy, features: Features, action_mask: Tensor) -> FactoredDistribution:
-        return cls(features, action_mask, policy)
+    def from_features(
+        cls, policy: Policy, features: Features, action_mask: Tensor, done_mask: Tensor | None = None
+    ) -> FactoredDistribution:
+        return cls(features, action_mask, policy, done_mask)
 
     def _recipes(self) -> int:
         if isinstance(self.heads, Heads):

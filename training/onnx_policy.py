@@ -3,10 +3,11 @@
 The server imports this module; it must never import torch. `OnnxPolicy(path)` opens
 the model and its metadata; `policy.heads(worlds)` runs the network on int16[B, 6, H, W]
 worlds and returns the six heads as numpy arrays (`HeadArrays`, the same layout as
-`training.model.Heads`); `choose(heads, action_mask, greedy, rng)` applies the env's
-action mask (int8[B, 6, 4, H*W]) and picks actions int64[B, 5] (tile, kind, facing,
-recipe, end) with the semantics of `training.model.FactoredDistribution`: tile (or
-"done", the last tile value) among tiles where any kind and facing is legal, then kind
+`training.model.Heads`); `choose(heads, action_mask, greedy, rng, done_mask)` applies the
+env's action mask (int8[B, 6, 4, H*W]) and "done" mask (int8[B]; None: "done" is legal)
+and picks actions int64[B, 5] (tile, kind, facing, recipe, end) with the semantics of
+`training.model.FactoredDistribution`: tile (or "done", the last tile value, where
+legal) among tiles where any kind and facing is legal, then kind
 legal on that tile, then facing legal for that kind (assemblers: north only), then a
 recipe other than 0 (assemblers) and an underground end (undergrounds); parts the
 choice does not read are 0.
@@ -60,9 +61,11 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def _tile_logits(heads: HeadArrays, mask: np.ndarray) -> np.ndarray:
-    """[B, T+1]: tile logits with every tile where nothing is legal masked ("done" never is)."""
-    legal_tile = np.concatenate((mask.any(axis=(1, 2)), np.ones((len(mask), 1), bool)), axis=1)
+def _tile_logits(heads: HeadArrays, mask: np.ndarray, done_mask: np.ndarray | None) -> np.ndarray:
+    """[B, T+1]: tile logits with every tile where nothing is legal masked, and "done"
+    where `done_mask` says so (None: never)."""
+    done = np.ones((len(mask), 1), bool) if done_mask is None else np.asarray(done_mask, bool).reshape(-1, 1)
+    legal_tile = np.concatenate((mask.any(axis=(1, 2)), done), axis=1)
     return np.where(legal_tile, heads.tile.astype(np.float32), MASKED)
 
 
@@ -100,21 +103,27 @@ def _at_tile(
 
 
 def choose(
-    heads: HeadArrays, action_mask: np.ndarray, greedy: bool = True, rng: np.random.Generator | None = None
+    heads: HeadArrays,
+    action_mask: np.ndarray,
+    greedy: bool = True,
+    rng: np.random.Generator | None = None,
+    done_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Masked actions int64[B, 5] from the heads (see the module docstring)."""
     mask = action_mask.astype(bool)  # [B, K, 4, T]
-    tile = _take(_tile_logits(heads, mask), greedy, rng)
+    tile = _take(_tile_logits(heads, mask, done_mask), greedy, rng)
     return _at_tile(heads, mask, tile, np.arange(len(mask)), greedy, rng)[0]
 
 
-def expansions(heads: HeadArrays, action_mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+def expansions(
+    heads: HeadArrays, action_mask: np.ndarray, width: int, done_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A beam search's candidates: for each world, its `width` most likely tiles (or
-    "done"), each with the greedy rest of the action. Actions int64[B, width, 5] and their
-    log-probabilities float64[B, width]: -inf where a world has fewer legal choices."""
+    "done", where legal), each with the greedy rest of the action. Actions int64[B, width, 5]
+    and their log-probabilities float64[B, width]: -inf where a world has fewer legal choices."""
     mask = action_mask.astype(bool)
     b, t = len(mask), mask.shape[-1]
-    tile_log_prob = _log_softmax(_tile_logits(heads, mask))  # [B, T+1]
+    tile_log_prob = _log_softmax(_tile_logits(heads, mask, done_mask))  # [B, T+1]
     width = min(width, tile_log_prob.shape[1])
     tiles = np.argsort(-tile_log_prob, axis=1, kind="stable")[:, :width]  # [B, width]
     actions, (kind, facing, recipe, end) = _at_tile(

@@ -390,7 +390,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         random.seed(config.seed + rank)
         np.random.seed(config.seed + rank)
         torch.manual_seed(config.seed + rank)
-    obs: dict[str, np.ndarray] = {"world": env.worlds, "action_mask": env.masks}
+    obs: dict[str, np.ndarray] = {"world": env.worlds, "action_mask": env.masks, "done_mask": env.done_masks}
     logger = None
     if wandb is not None and run is not None:
         logger = wandb.init(project=config.wandb_project, name=config.name, config=run.config(), dir=str(run.folder))
@@ -404,6 +404,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
     t_ = config.rollout
     worlds = torch.zeros((t_, n, *env.worlds.shape[1:]), dtype=torch.int16)
     masks = torch.zeros((t_, n, *env.masks.shape[1:]), dtype=torch.int8)
+    done_masks = torch.zeros((t_, n), dtype=torch.int8)
     hints = torch.zeros((t_, n, HINTS, *env.worlds.shape[2:]))  # kept: the update reuses them
     actions = torch.zeros((t_, n, 5), dtype=torch.long)
     logps, values, rewards, final_values, scores = (torch.zeros((t_, n)) for _ in range(5))
@@ -459,10 +460,13 @@ def train(config: PPOConfig) -> dict[str, Any]:
             tick = time.perf_counter()
             worlds[t].copy_(torch.from_numpy(obs["world"]))
             masks[t].copy_(torch.from_numpy(obs["action_mask"]))
+            done_masks[t].copy_(torch.from_numpy(obs["done_mask"]))
             hints[t].copy_(torch.from_numpy(distance_hints(obs["world"], config.threads)))
             with torch.inference_mode(), autocast:
                 features = policy.features(worlds[t].to(device), hints[t].to(device))
-                dist_t = FactoredDistribution.from_features(policy, features, masks[t].to(device))
+                dist_t = FactoredDistribution.from_features(
+                    policy, features, masks[t].to(device), done_masks[t].to(device)
+                )
                 action = dist_t.sample()
                 logps[t] = dist_t.log_prob(action).float().cpu()
             scores[t] = known(env.score)
@@ -500,6 +504,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         tick = time.perf_counter()
         policy.train()
         b_worlds, b_masks, b_hints = worlds.flatten(0, 1), masks.flatten(0, 1), hints.flatten(0, 1)
+        b_done_masks = done_masks.flatten()
         b_actions, b_logps, b_values = actions.flatten(0, 1), logps.flatten(), values.flatten()
         b_scores = scores.flatten()
         b_adv, b_returns = advantages.flatten(), returns.flatten()
@@ -514,7 +519,9 @@ def train(config: PPOConfig) -> dict[str, Any]:
                 mb = order[k * size : (k + 1) * size]
                 with autocast:
                     features = policy.features(b_worlds[mb].to(device), b_hints[mb].to(device))
-                    d = FactoredDistribution.from_features(policy, features, b_masks[mb].to(device))
+                    d = FactoredDistribution.from_features(
+                        policy, features, b_masks[mb].to(device), b_done_masks[mb].to(device)
+                    )
                     logp, entropies = d.log_prob_and_entropy(b_actions[mb].to(device))
                 new_value = features.value.float() - b_scores[mb].to(device)
                 old_value, ret = b_values[mb].to(device), b_returns[mb].to(device)

@@ -297,7 +297,10 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
         for _ in range(config.collect_steps):
             with torch.inference_mode(), autocast:
                 features = policy.features(torch.from_numpy(env.worlds))
-                action = FactoredDistribution.from_features(policy, features, torch.from_numpy(env.masks)).sample()
+                dist = FactoredDistribution.from_features(
+                    policy, features, torch.from_numpy(env.masks), torch.from_numpy(env.done_masks)
+                )
+                action = dist.sample()
             episodes.record(env.worlds, env.masks, action.numpy())
             _, _, _, _, info = env.step(action.numpy())
             if "_final_obs" in info:

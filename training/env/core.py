@@ -46,7 +46,8 @@ def n_recipes() -> int:
 
 def observation_space(size: int) -> spaces.Dict:
     """world: the world tensor int16[6, H, W]; action_mask: int8[len(PLACEABLE), 4, H * W],
-    1 where that kind with that facing may be anchored on that tile ("done" is always legal)."""
+    1 where that kind with that facing may be anchored on that tile; done_mask: int8 (a
+    scalar), 1 where "done" is legal (`training.env.masks.done_masks`)."""
     catalog = load_catalog()
     high = np.zeros((CHANNELS, 1, 1), np.int16)
     high[Channel.ENTITY] = max(Entity)
@@ -57,7 +58,8 @@ def observation_space(size: int) -> spaces.Dict:
     high[Channel.PART] = 8  # a 3x3 assembler's last tile
     world = spaces.Box(0, np.broadcast_to(high, (CHANNELS, size, size)), dtype=np.int16)
     mask = spaces.Box(0, 1, (len(PLACEABLE), FACINGS, size * size), dtype=np.int8)
-    return spaces.Dict({"world": world, "action_mask": mask})
+    done = spaces.Box(0, 1, (), dtype=np.int8)
+    return spaces.Dict({"world": world, "action_mask": mask, "done_mask": done})
 
 
 def action_space(size: int) -> spaces.MultiDiscrete:

@@ -13,7 +13,7 @@ from shared_schema.placement import apply, check, legal_anchors
 from shared_schema.world import World
 from training.env.config import EnvConfig
 from training.env.core import FACINGS, PLACEABLE, REASONS, action_space, observation_space, scores, to_action
-from training.env.masks import dead_placements
+from training.env.masks import dead_placements, done_masks
 from training.env.supply import Prepared, prepare, start
 from training.sim.engine import sink_rates_batch
 from training.sim.paths import on_path_fraction
@@ -33,8 +33,11 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
     Dict: "world" int16[6, size, size], the world tensor (`shared_schema.world`; its ITEM
     channel names what each source emits, each sink counts and each assembler makes, so
     the task needs nothing else); "action_mask" int8[len(PLACEABLE), 4, size * size], 1
-    where PLACEABLE[kind] facing that way may be anchored on that tile (y * size + x).
-    A tile is worth choosing when any of its kinds and facings is; "done" always is.
+    where PLACEABLE[kind] facing that way may be anchored on that tile (y * size + x);
+    "done_mask" int8, 1 where "done" is legal: not while a sink is left short and some
+    placement is still legal (`training.env.masks`). A tile is worth choosing when any
+    of its kinds and facings is. Like the dead placements the action mask leaves out,
+    an unmasked "done" still ends the episode: the masks are what a policy may choose.
 
     ## Action space
     MultiDiscrete([size * size + 1, len(PLACEABLE), 4, n_recipes, 2]): anchor tile (the
@@ -97,7 +100,7 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
         self._world = World(data)
         self._steps = self._entities = self._invalid = 0
         self._reasons = dict.fromkeys((r.name for r in REASONS), 0)
-        self._score = self._evaluate() if prefilled else self._evaluate(self._lesson.task_rates)
+        self._score = self._evaluate(None if prefilled else self._lesson.task_rates)
         self._mask = self._masks()
         return self._observation(), self._info(ended=False)
 
@@ -131,9 +134,11 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
         return self._lesson
 
     def _evaluate(self, rates: np.ndarray | None = None) -> float:
-        """The score of the world (or of these sink rates, float64[MAX_SINKS])."""
+        """The score of the world (or of these sink rates, float64[MAX_SINKS]); keeps the
+        rates for the "done" mask."""
         if rates is None:
             rates = sink_rates_batch(self._world.data[None])[0][0]
+        self._rates = rates
         return float(scores(rates[None], self._lesson.best[None], np.array([self._lesson.n_sinks]))[0])
 
     def _masks(self) -> np.ndarray:
@@ -142,10 +147,16 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
             for facing in Direction:
                 mask[i, facing] = legal_anchors(self._world, kind, facing).ravel()
         mask[dead_placements(self._world.data[None])[0]] = 0
+        world = self._world.data[None]
+        self._done = done_masks(world, mask[None], self._rates[None], np.array([self._lesson.n_sinks]))[0]
         return mask
 
     def _observation(self) -> Observation:
-        return {"world": self._world.data.copy(), "action_mask": self._mask.copy()}
+        return {
+            "world": self._world.data.copy(),
+            "action_mask": self._mask.copy(),
+            "done_mask": np.array(self._done, np.int8),
+        }
 
     def _info(self, ended: bool) -> dict[str, Any]:
         info: dict[str, Any] = {

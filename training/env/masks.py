@@ -22,6 +22,18 @@ long-handed inserter to pick from. No reference solution uses a dead placement (
 `action_masks(worlds)` is the mask every policy rollout uses (the environments,
 pre-training, evaluation, the server's planner): `core.anchor_masks` (legality) minus
 these. A policy trained without this rule gains from it too: it only removes choices.
+
+"Done" has a rule of its own (`done_masks`): it is legal unless a sink is left short
+while some placement is still legal. A sink is short when it receives nothing, or when
+sources that could push onto a belt (their front tile is on the grid and not blocked)
+carry its item and it receives less than half its share of them (a belt's worth per
+such source, shared evenly by the sinks taking that item, at most a belt: half, so that
+a three-way split's uneven 7.5 / 3.75 / 3.75 still counts; a source facing a wall is
+emptied by inserters only, so its sinks need only receive something). Only the world and the
+mimic's sink rates decide it, so the server applies it exactly as the env does. Greedy
+rollouts of a policy trained without it stopped with a sink left short in most of their
+failures; with it they go on and often connect it. `rollout_masks(worlds)` gives both
+masks, the mimic run included: what every policy rollout outside the envs uses.
 """
 
 from __future__ import annotations
@@ -30,12 +42,14 @@ import numba
 import numpy as np
 
 from shared_schema.directions import DX, DY
-from shared_schema.entities import Entity, UndergroundEnd
+from shared_schema.entities import BELT_RATE, Entity, UndergroundEnd
 from shared_schema.world import Channel
 from training.env.core import FACINGS, PLACEABLE, anchor_masks
+from training.sim import sink_rates_batch
 
 # plain ints: numba compares arrays with ints, not IntEnums
 _ENTITY, _FACING, _END = int(Channel.ENTITY), int(Channel.FACING), int(Channel.UNDERGROUND)
+_ITEM = int(Channel.ITEM)
 _BELT_E, _UNDERGROUND_E, _SPLITTER_E = int(Entity.BELT), int(Entity.UNDERGROUND), int(Entity.SPLITTER)
 _INSERTER_E, _LONG_INSERTER_E = int(Entity.INSERTER), int(Entity.LONG_INSERTER)
 _SOURCE, _SINK, _BLOCKED, _EXIT = int(Entity.SOURCE), int(Entity.SINK), int(Entity.BLOCKED), int(UndergroundEnd.EXIT)
@@ -50,6 +64,62 @@ def action_masks(worlds: np.ndarray) -> np.ndarray:
     masks = anchor_masks(worlds)
     _find_dead(np.ascontiguousarray(worlds), masks, True)
     return masks
+
+
+def done_masks(worlds: np.ndarray, masks: np.ndarray, rates: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """int8[B]: 1 where "done" is legal in int16[B, 6, H, W] worlds, given their action
+    masks (`action_masks`) and the mimic's sink rates (`sink_rates_batch`: float64[B,
+    MAX_SINKS] row-major, and the sink counts): unless a sink is short and some placement
+    is still legal (see the module docstring)."""
+    out = np.ones(len(worlds), np.int8)
+    placeable = np.asarray(masks.reshape(len(masks), -1).any(axis=1) if len(masks) else np.zeros(0, bool))
+    _mark_short(np.ascontiguousarray(worlds), rates, counts, placeable, out)
+    return out
+
+
+def rollout_masks(worlds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The action masks int8[B, len(PLACEABLE), 4, H * W] and "done" masks int8[B] of
+    int16[B, 6, H, W] worlds, the mimic run on them for the latter."""
+    masks = action_masks(worlds)
+    rates, counts = sink_rates_batch(worlds)
+    return masks, done_masks(worlds, masks, rates, counts)
+
+
+SHORT_OF_SHARE = 0.5  # a sink fed from sources is short below this fraction of its share
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_short(
+    worlds: np.ndarray, rates: np.ndarray, counts: np.ndarray, placeable: np.ndarray, out: np.ndarray
+) -> None:
+    """out[b] = 0 where world b can still place something and has a short sink."""
+    n, _, h, w = worlds.shape
+    for b in range(n):
+        if not placeable[b]:
+            continue
+        k = 0  # the mimic's sink index: sinks in row-major order
+        for y in range(h):
+            for x in range(w):
+                if worlds[b, _ENTITY, y, x] != _SINK or k >= counts[b]:
+                    continue
+                rate = rates[b, k]
+                k += 1
+                if rate <= 1e-9:
+                    out[b] = 0
+                    continue
+                item, sources, sinks = worlds[b, _ITEM, y, x], 0, 0
+                for yy in range(h):
+                    for xx in range(w):
+                        if worlds[b, _ITEM, yy, xx] != item:
+                            continue
+                        entity = worlds[b, _ENTITY, yy, xx]
+                        sinks += entity == _SINK
+                        if entity == _SOURCE:  # one that can push onto a belt: its front tile is open
+                            d = worlds[b, _FACING, yy, xx]
+                            fy, fx = yy + _DY[d], xx + _DX[d]
+                            sources += 0 <= fy < h and 0 <= fx < w and worlds[b, _ENTITY, fy, fx] != _BLOCKED
+                if sources and rate < SHORT_OF_SHARE * min(BELT_RATE, BELT_RATE * sources / sinks):
+                    out[b] = 0
 
 
 def dead_placements(worlds: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`FactoryVectorEnv`: many `FactoryEnv`s stepped as arrays.
 
-State lives in arrays allocated once (worlds int16[N, 6, H, W], masks, scores,
-counters); a step decodes all actions at once, checks them with the vectorised
+State lives in arrays allocated once (worlds int16[N, 6, H, W], masks, "done" masks,
+scores, counters); a step decodes all actions at once, checks them with the vectorised
 validator (`core.reasons`, held equal to `placement.check` by the tests), places the
 legal ones, recomputes masks only for worlds that changed, and scores every changed
 world in one `sink_rates_batch` call split over `threads`, started in a background
@@ -40,7 +40,7 @@ from training.env.core import (
     reasons,
     scores,
 )
-from training.env.masks import action_masks
+from training.env.masks import action_masks, done_masks
 from training.env.supply import Prepared, prepare, start
 from training.sim.engine import MAX_SINKS, sink_rates_batch
 from training.sim.paths import on_path_fractions
@@ -48,6 +48,7 @@ from training.sim.paths import on_path_fractions
 _STATE_ARRAYS = (
     "worlds",
     "masks",
+    "done_masks",
     "score",
     "best",
     "n_sinks",
@@ -80,6 +81,7 @@ class FactoryVectorEnv(VectorEnv):
         n, size = num_envs, self.size
         self.worlds = np.zeros((n, CHANNELS, size, size), np.int16)
         self.masks = np.zeros((n, len(PLACEABLE), FACINGS, size * size), np.int8)
+        self.done_masks = np.ones(n, np.int8)
         self.score = np.zeros(n)
         self.best = np.ones((n, MAX_SINKS))
         self.n_sinks = np.ones(n, np.int64)
@@ -141,13 +143,17 @@ class FactoryVectorEnv(VectorEnv):
             on_path = on_path_fractions(self.worlds[ending])
             starts, start_rates = self._draw(ending)
 
-        score = scores(pending.result()[0], self.best[legal], self.n_sinks[legal])
+        rates, counts = pending.result()
+        self.done_masks[legal] = done_masks(changed, self.masks[legal], rates, counts)
+        score = scores(rates, self.best[legal], self.n_sinks[legal])
         reward = np.zeros(self.num_envs)
         reward[legal] = score - self.score[legal] - self.config.entity_cost
         reward[illegal] = -self.config.invalid_penalty
         self.score[legal] = score
         info: dict[str, Any] = {}
         if len(ending):
+            for i in ending:
+                final_obs[i]["done_mask"] = self.done_masks[i].copy()
             info = self._final(ending, final_obs, on_path)
             self._begin(ending, starts, start_rates)
         info.update(self._info())
@@ -209,6 +215,7 @@ class FactoryVectorEnv(VectorEnv):
             self.n_sinks[i] = prepared.n_sinks
             self.kind[i] = prepared.lesson.kind
             self.lesson_seed[i] = prepared.lesson.seed
+        self.done_masks[envs] = done_masks(starts, self.masks[envs], rates, self.n_sinks[envs])
         self.score[envs] = scores(rates, self.best[envs], self.n_sinks[envs])
         self.steps[envs] = self.entities[envs] = self.invalid[envs] = 0
         self.reason_counts[envs] = 0
@@ -225,8 +232,8 @@ class FactoryVectorEnv(VectorEnv):
 
     def _observation(self) -> dict[str, np.ndarray]:
         if self.copy:
-            return {"world": self.worlds.copy(), "action_mask": self.masks.copy()}
-        return {"world": self.worlds, "action_mask": self.masks}
+            return {"world": self.worlds.copy(), "action_mask": self.masks.copy(), "done_mask": self.done_masks.copy()}
+        return {"world": self.worlds, "action_mask": self.masks, "done_mask": self.done_masks}
 
     def _info(self) -> dict[str, Any]:
         """The info keys of `FactoryEnv`, one array entry per env."""
@@ -241,15 +248,20 @@ class FactoryVectorEnv(VectorEnv):
         }
 
 
-def random_legal_actions(masks: np.ndarray, rng: np.random.Generator, n_recipes: int) -> np.ndarray:
+def random_legal_actions(
+    masks: np.ndarray, rng: np.random.Generator, n_recipes: int, done_masks: np.ndarray | None = None
+) -> np.ndarray:
     """int64[N, 5] actions drawn as a factored policy would, uniformly at each head:
-    a tile among the legal ones and "done", then a legal kind and facing there, a
-    recipe (never 0) and an underground end. masks: int8[N, kinds, 4, H * W]."""
+    a tile among the legal ones and "done" (where `done_masks` int8[N] allows it; None:
+    always), then a legal kind and facing there, a recipe (never 0) and an underground
+    end. masks: int8[N, kinds, 4, H * W]."""
     n, kinds, facings, tiles = masks.shape
     flat = masks.reshape(n, kinds * facings, tiles)
     # uniform among the allowed: the largest random key, with keys of the rest pushed below 0
     keys = rng.random((n, tiles + 1))
     keys[:, :tiles] -= flat.max(1) == 0
+    if done_masks is not None:
+        keys[:, tiles] -= done_masks == 0
     tile = keys.argmax(1)
     keys = rng.random((n, kinds * facings)) - (flat[np.arange(n), :, np.minimum(tile, tiles - 1)] == 0)
     kind_facing = keys.argmax(1)
