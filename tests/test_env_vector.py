@@ -238,3 +238,13 @@ def test_get_state_and_set_state_continue_exactly() -> None:
         obs, r, terminated, truncated, info = other.step(action)
         assert (obs["world"] == world).all() and (r == reward).all() and ((terminated | truncated) == done).all()
         assert (info["kind"] == kind).all()
+
+
+def test_the_done_rule_masks_done_on_a_bare_task_unless_turned_off() -> None:
+    lessons = {"lessons": [("one-belt", 5), ("split", 5)]}
+    for rule, expected in ((True, [0, 0]), (False, [1, 1])):
+        vec = FactoryVectorEnv(num_envs=2, kinds=KINDS, done_rule=rule)
+        obs, _ = vec.reset(seed=0, options=lessons)
+        assert obs["done_mask"].tolist() == expected
+        single = FactoryEnv(kinds=KINDS, done_rule=rule)
+        assert single.reset(options={"kind": "split", "seed": 5})[0]["done_mask"] == expected[1]

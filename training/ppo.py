@@ -145,6 +145,9 @@ class PPOConfig:
     """Steps before an episode is truncated (None: size * size // 2)."""
     entity_cost: float = 0.01
     """Reward cost per entity placed."""
+    done_rule: bool = True
+    """Mask "done" while a sink is left short, as evaluation and the server do (False: the
+    env leaves "done" always legal, as the shipped policy was trained)."""
 
     # model (ignored with --init or --resume: the checkpoint's own is used)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -371,6 +374,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         prefill=config.prefill_start,
         max_steps=config.max_steps,
         entity_cost=config.entity_cost,
+        done_rule=config.done_rule,
         threads=config.env_threads,
         copy=False,
     )

@@ -144,7 +144,8 @@ class FactoryVectorEnv(VectorEnv):
             starts, start_rates = self._draw(ending)
 
         rates, counts = pending.result()
-        self.done_masks[legal] = done_masks(changed, self.masks[legal], rates, counts)
+        if self.config.done_rule:
+            self.done_masks[legal] = done_masks(changed, self.masks[legal], rates, counts)
         score = scores(rates, self.best[legal], self.n_sinks[legal])
         reward = np.zeros(self.num_envs)
         reward[legal] = score - self.score[legal] - self.config.entity_cost
@@ -215,7 +216,8 @@ class FactoryVectorEnv(VectorEnv):
             self.n_sinks[i] = prepared.n_sinks
             self.kind[i] = prepared.lesson.kind
             self.lesson_seed[i] = prepared.lesson.seed
-        self.done_masks[envs] = done_masks(starts, self.masks[envs], rates, self.n_sinks[envs])
+        if self.config.done_rule:
+            self.done_masks[envs] = done_masks(starts, self.masks[envs], rates, self.n_sinks[envs])
         self.score[envs] = scores(rates, self.best[envs], self.n_sinks[envs])
         self.steps[envs] = self.entities[envs] = self.invalid[envs] = 0
         self.reason_counts[envs] = 0
