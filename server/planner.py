@@ -19,8 +19,7 @@
      budget hit is counted in `Plan.budget_hit`);
    - `expert`: the expert's layout.
    A rollout steps exactly like the environment (training.evaluate's loop): the env's
-   own action and "done" masks (legal placements that can connect, and no stopping
-   while a sink is left short, `training.env.masks`), `choose`,
+   own action masks (legal placements that can connect, `training.env.masks`), `choose`,
    the vectorised validator and placement, until "done"
    or size * size // 2 steps. Every candidate is scored in the mimic and the best kept
    (ties: fewer entities, then the earlier candidate, the greedy one first); entities

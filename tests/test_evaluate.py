@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from shared_schema.world import World
+from tests.test_recovery import done_at_once
 from training.evaluate import main, ordered_kinds
-from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS
+from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS, generate
 
 
 def test_scores_the_expert_per_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,3 +168,23 @@ def test_a_beam_of_width_one_is_the_greedy_rollout_and_wider_beams_stay_legal(
         again = beam_rollout(heads, task.data, 4)
         assert again is not None and np.array_equal(again, wide)
         assert beam_rollout(heads, task.data, 4, deadline=0.0) is None
+
+
+def test_with_the_done_rule_rollouts_keep_placing_while_a_sink_is_short() -> None:
+    from training.evaluate import beam_rollout, rollout
+
+    task = generate("one-belt", HELD_OUT_SEEDS[0], 11).task.data
+    assert (rollout(done_at_once, task[None]) == task).all()
+    beamed = beam_rollout(done_at_once, task, 2)
+    assert beamed is not None and (beamed[0] == task).all()  # the first layout finished: the bare task
+    for ruled in (rollout(done_at_once, task[None], max_steps=5, done_rule=True),
+                  beam_rollout(done_at_once, task, 2, max_steps=5, done_rule=True)):  # fmt: skip
+        assert ruled is not None and (ruled != task).any(axis=(1, 2, 3)).all()  # each had to place something
+
+
+def test_the_cli_names_the_done_rule_when_it_plays_by_it(
+    tiny_checkpoint: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--policy", str(tiny_checkpoint[1]), "--seeds", "2", "--kinds", "one-belt", "--done-rule"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["policy"] for r in rows] == [f"{tiny_checkpoint[1]} (done rule)"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,12 +147,12 @@ def test_kind_weights_need_one_weight_per_listed_kind(tmp_path: Path) -> None:
 
 
 def test_returns_improve_on_the_one_belt_lesson(tmp_path: Path) -> None:
-    # the lesson starts solved (prefill 1), so "done" is legal from the first step, and each
-    # entity costs 0.05: the return rises as the policy learns to place fewer wasted entities
-    # and to say "done"; the mean entities per episode falls well below where it began
+    # from scratch the lesson's one right belt is a needle in a haystack, but each entity
+    # costs 0.05: the return rises as the policy learns to place fewer wasted entities
+    # (and to say "done"); the mean entities per episode falls well below where it began
     config = tiny(
         tmp_path, "learn", "--num-envs", "16", "--rollout", "8", "--total-steps", "5120", "--lr", "3e-3",
-        "--epochs", "2", "--max-steps", "8", "--entity-cost", "0.05", "--prefill-start", "1", "--prefill-end", "1",
+        "--epochs", "2", "--max-steps", "8", "--entity-cost", "0.05",
     )  # fmt: skip
     entities = [m["charts/episode_entities"] for m in train(config)["history"]]
     assert sum(entities[-4:]) / 4 < 0.7 * sum(entities[:3]) / 3, entities
@@ -249,3 +250,15 @@ def test_evaluation_keeps_the_best_policy_starting_with_the_initial_one(tmp_path
     policy, state = checkpoint.load(tmp_path / "eval" / "checkpoints" / "best.pt")
     assert state["val_score"] == max(scores)
     assert state["update"] == scores.index(max(scores))  # the first best, from the update that made it
+
+
+def test_with_the_done_rule_episodes_run_on_while_the_sink_gets_nothing(tmp_path: Path) -> None:
+    # one-belt from scratch: the sink gets nothing until its belt is built, so under the rule
+    # an untrained policy's episodes run to the step limit, placing an entity at every step
+    flags = ("--kinds", "one-belt", "--num-envs", "8", "--rollout", "8", "--total-steps", "256", "--max-steps", "6")
+
+    def entities(*extra: str) -> float:
+        history = train(tiny(tmp_path, f"run{len(extra)}", *flags, *extra))["history"]
+        return float(np.mean([m["charts/episode_entities"] for m in history if "charts/episode_entities" in m]))
+
+    assert entities("--done-rule") == 6.0 and entities() < 6.0  # without it, some said "done" early

@@ -1,7 +1,8 @@
 """Score a planner on held-out lessons: mean normalised score per lesson kind and trial depth.
 
     python -m training.evaluate --policy expert|CKPT.pt|POLICY.onnx [--seeds 100] [--size 11] [--search N] [--beam W]
-        [--kinds K ...] [--markdown table.md] [--jsonl scores.jsonl] [--png chart.png] [--compare-expert]
+        [--done-rule] [--kinds K ...] [--markdown table.md] [--jsonl scores.jsonl] [--png chart.png]
+        [--compare-expert]
 
 Every kind is scored on the same held-out seeds (`HELD_OUT_SEEDS`, never used for
 training). A task the planner leaves without a layout scores 0. A learned policy (a
@@ -11,7 +12,9 @@ masks, validator and placement (`training.env.core`), until it says "done" or th
 env's step limit (size * size // 2 steps); its score is the final world's, as the env
 reports it. With `--search N` (and `--beam W`) it keeps, per task, the best of its
 greedy rollout, N sampled ones (and the layouts of a beam search of width W) as scored
-in the mimic: the server's search mode without a time budget.
+in the mimic: the server's search mode without a time budget. With `--done-rule` its
+rollouts may not say "done" while a sink is left short (`training.env.masks.done_masks`:
+an experiment that neither the recipe's training nor the server uses).
 Prints one JSON line per kind and a table; `--markdown` also writes the table as
 Markdown (the README's); `--png` draws the mean score per kind as bars, with the
 expert's beside them when `--compare-expert` is given (which also scores the expert and
@@ -85,10 +88,12 @@ def rollout(
     deadline: float = float("inf"),
     states: list[np.ndarray] | None = None,
     taken: list[np.ndarray] | None = None,
+    done_rule: bool = False,
 ) -> np.ndarray | None:
     """Rollouts of a policy from each of `worlds` (int16[B, 6, H, W]) stepped together as
-    the env steps them: one placement per step under the env's action and "done" masks (an illegal one
-    would change nothing), until "done" or `max_steps` (default: the env's, H * W // 2);
+    the env steps them: one placement per step under the env's action mask (an illegal
+    one would change nothing) and, with `done_rule`, its "done" mask (`training.env.masks`),
+    until "done" or `max_steps` (default: the env's, H * W // 2);
     greedy when `rng` is None, else sampled from it. The final worlds, or None when
     `deadline` (a time.perf_counter time) passed before all were done. `states`, when
     given, gets a copy of all B worlds after each step (a finished world stays as it was);
@@ -104,7 +109,7 @@ def rollout(
         if time.perf_counter() > deadline:
             return None
         current = worlds[active]
-        masks, done_masks = rollout_masks(current)
+        masks, done_masks = rollout_masks(current, done_rule)
         actions = choose(heads(current), masks, greedy=rng is None, rng=rng, done_mask=done_masks)
         if taken is not None:
             record = np.full((len(worlds), 5), -1, np.int64)
@@ -120,7 +125,12 @@ def rollout(
 
 
 def beam_rollout(
-    heads: HeadsFn, task: np.ndarray, width: int, max_steps: int | None = None, deadline: float = float("inf")
+    heads: HeadsFn,
+    task: np.ndarray,
+    width: int,
+    max_steps: int | None = None,
+    deadline: float = float("inf"),
+    done_rule: bool = False,
 ) -> np.ndarray | None:
     """A beam search of the policy from `task` (int16[6, H, W]): each step every live
     layout is extended by its `width` most likely tiles (with the greedy rest of each
@@ -128,7 +138,7 @@ def beam_rollout(
     layouts live on. A layout leaves the beam when "done" is among its kept extensions.
     The final worlds (the finished layouts, then those alive at `max_steps`, default
     H * W // 2), or None when `deadline` passed first. The env's masks, validator and
-    placement, as in `rollout`."""
+    placement, as in `rollout` (`done_rule` too)."""
     h, w = task.shape[1:]
     steps = h * w // 2 if max_steps is None else max_steps
     live, log_prob = np.ascontiguousarray(task[None]), np.zeros(1)
@@ -138,7 +148,7 @@ def beam_rollout(
             break
         if time.perf_counter() > deadline:
             return None
-        masks, done_masks = rollout_masks(live)
+        masks, done_masks = rollout_masks(live, done_rule)
         actions, step_log_prob = expansions(heads(live), masks, width, done_masks)
         total = log_prob[:, None] + step_log_prob  # [live, width]
         order = np.argsort(-total, axis=None, kind="stable")
@@ -172,30 +182,31 @@ def _tasks(lessons: Sequence[Lesson]) -> np.ndarray:
     return np.stack([lesson.task.data for lesson in lessons])
 
 
-def policy_planner(heads: HeadsFn) -> BatchPlanner:
+def policy_planner(heads: HeadsFn, done_rule: bool = False) -> BatchPlanner:
     """Greedy rollouts from each lesson's bare task (all lessons share one grid size)."""
 
     def plan(lessons: Sequence[Lesson]) -> list[World | None]:
-        worlds = rollout(heads, _tasks(lessons))
+        worlds = rollout(heads, _tasks(lessons), done_rule=done_rule)
         assert worlds is not None  # no deadline
         return [World(world) for world in worlds]
 
     return plan
 
 
-def search_planner(heads: HeadsFn, samples: int, beam: int = 0, seed: int = 0) -> BatchPlanner:
+def search_planner(heads: HeadsFn, samples: int, beam: int = 0, seed: int = 0, done_rule: bool = False) -> BatchPlanner:
     """Per lesson, the greedy rollout, a beam search of width `beam` (0: none) and
     `samples` sampled rollouts, each scored in the mimic: the best (the earliest on ties,
     the greedy one first). The server's search mode without its time budget."""
 
     def plan(lessons: Sequence[Lesson]) -> list[World | None]:
         tasks = _tasks(lessons)
-        greedy = rollout(heads, tasks)
-        sampled = rollout(heads, np.repeat(tasks, samples, axis=0), np.random.default_rng(seed))
+        greedy = rollout(heads, tasks, done_rule=done_rule)
+        repeated = np.repeat(tasks, samples, axis=0)
+        sampled = rollout(heads, repeated, np.random.default_rng(seed), done_rule=done_rule)
         assert greedy is not None and sampled is not None  # no deadline
         chosen: list[World | None] = []
         for i, lesson in enumerate(lessons):
-            beamed = beam_rollout(heads, tasks[i], beam) if beam else tasks[:0]
+            beamed = beam_rollout(heads, tasks[i], beam, done_rule=done_rule) if beam else tasks[:0]
             assert beamed is not None
             candidates = np.concatenate((greedy[i : i + 1], beamed, sampled[i * samples : (i + 1) * samples]))
             chosen.append(max((World(c) for c in candidates), key=partial(score_layout, lesson)))  # first best
@@ -221,10 +232,11 @@ def torch_heads(policy: Policy) -> HeadsFn:
     return run
 
 
-def load_planner(spec: str, search: int = 0, beam: int = 0) -> BatchPlanner:
+def load_planner(spec: str, search: int = 0, beam: int = 0, done_rule: bool = False) -> BatchPlanner:
     """'expert', a training checkpoint (.pt) or an ONNX export (.onnx); a policy plays
     greedily, or searches over a beam of width `beam` and `search` sampled rollouts
-    beside the greedy one."""
+    beside the greedy one; with `done_rule`, its rollouts may not stop while a sink is
+    left short (`training.env.masks.done_masks`)."""
     if spec in PLANNERS:
         return one_by_one(PLANNERS[spec])
     path = Path(spec)
@@ -240,7 +252,9 @@ def load_planner(spec: str, search: int = 0, beam: int = 0) -> BatchPlanner:
 
         policy, _ = load(path)
         heads = torch_heads(policy)
-    return search_planner(heads, search, beam) if search or beam else policy_planner(heads)
+    if search or beam:
+        return search_planner(heads, search, beam, done_rule=done_rule)
+    return policy_planner(heads, done_rule)
 
 
 def score_layout(lesson: Lesson, layout: World | None) -> float:
@@ -282,12 +296,15 @@ def evaluate(
     return results
 
 
-def validation(policy: Policy, kinds: Sequence[str], seeds: int, size: int) -> dict[str, float]:
+def validation(
+    policy: Policy, kinds: Sequence[str], seeds: int, size: int, done_rule: bool = False
+) -> dict[str, float]:
     """Greedy rollouts of a torch policy on the first `seeds` validation seeds of each kind
     (`VALIDATION_SEEDS`: held out of training, and apart from the seeds evaluation scores),
     as training logs them: val/<kind> and val/mean_score (the mean over the kinds)."""
     check_lessons(size, kinds, seeds)
-    results = evaluate(policy_planner(torch_heads(policy)), kinds, list(VALIDATION_SEEDS[:seeds]), size)
+    planner = policy_planner(torch_heads(policy), done_rule)
+    results = evaluate(planner, kinds, list(VALIDATION_SEEDS[:seeds]), size)
     scores = {f"val/{r.kind}": r.mean_score for r in results}
     return {"val/mean_score": float(np.mean(list(scores.values()))), **scores}
 
@@ -372,12 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--beam", type=int, default=0, metavar="W", help="... and the layouts of a beam search of width W"
     )
+    parser.add_argument(
+        "--done-rule", action="store_true", help="a policy may not say done while a sink is left short (an experiment)"
+    )
     args = parser.parse_args(argv)
     for flag in ("search", "beam"):
         if getattr(args, flag) < 0:
             parser.error(f"--{flag} must be 0 or more, not {getattr(args, flag)}")
     try:
-        planner = load_planner(args.policy, args.search, args.beam)
+        planner = load_planner(args.policy, args.search, args.beam, args.done_rule)
     except Exception as error:  # an unknown name or a file that is not a policy
         parser.error(str(error))
     if not 1 <= args.seeds <= len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS):
@@ -388,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(HELD_OUT_SEEDS[: args.seeds])
     console = Console(stderr=True)
     searching = ", ".join(f"{flag} {getattr(args, flag)}" for flag in ("search", "beam") if getattr(args, flag))
+    if args.done_rule and args.policy not in PLANNERS:
+        searching = f"{searching}, done rule" if searching else "done rule"
     planners = {f"{args.policy} ({searching})" if searching else args.policy: planner}
     if args.compare_expert and args.policy != "expert":
         planners["expert"] = one_by_one(expert_planner)

@@ -145,9 +145,9 @@ class PPOConfig:
     """Steps before an episode is truncated (None: size * size // 2)."""
     entity_cost: float = 0.01
     """Reward cost per entity placed."""
-    done_rule: bool = True
-    """Mask "done" while a sink is left short, as evaluation and the server do (False: the
-    env leaves "done" always legal, as the shipped policy was trained)."""
+    done_rule: bool = False
+    """Mask "done" in the env while a sink is left short (`training.env.masks.done_masks`),
+    an experiment; validation follows it."""
 
     # model (ignored with --init or --resume: the checkpoint's own is used)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -434,7 +434,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         nonlocal best
         if rank != 0 or not config.eval_every:
             return
-        metrics.update(validation(policy, kinds, config.eval_seeds, config.size))
+        metrics.update(validation(policy, kinds, config.eval_seeds, config.size, config.done_rule))
         if metrics["val/mean_score"] > best and run is not None:
             best = metrics["val/mean_score"]
             saved = dataclasses.asdict(config)

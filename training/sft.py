@@ -7,9 +7,9 @@ order of the solution's entities cut at a uniformly drawn length: mostly flow or
 nearest the sources first, as a layout is built along its routes; else a random order).
 The loss has two parts, both under the env's own action mask of the sample's world
 (`training.env.masks.action_masks`, through `FactoredDistribution`), so the policy
-learns only among legal actions, as it will act in the env ("done" stays unmasked: its
-rule needs the mimic on every sample, and the targets say "done" only once the solution
-is built, where the rule allows it anyway):
+learns only among legal actions, as it will act in the env ("done" is never masked here:
+the envs' done rule is an experiment, it would need the mimic on every sample, and the
+targets say "done" only once the solution is built, where the rule allows it anyway):
 - the tile: -log of the probability of the right tiles (the anchors of the entities
   next in the order, ties included; in a random order, any assembling machine or
   splitter still to build, else any remaining entity; "done" when all are built). So

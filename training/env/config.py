@@ -28,10 +28,9 @@ class EnvConfig:
     0.01 makes an extra entity worth it only for at least 1% more score."""
     invalid_penalty: float = 0.0
     """Reward cost of an illegal action (it changes nothing either way)."""
-    done_rule: bool = True
-    """Mask "done" while a sink is left short (`training.env.masks.done_masks`); False: "done"
-    is always legal, as the shipped policy was trained (rollouts outside the envs, and the
-    server, always apply the rule)."""
+    done_rule: bool = False
+    """Mask "done" while a sink is left short (`training.env.masks.done_masks`), an
+    experiment; False: "done" is always legal."""
     seeds: Sequence[int] | None = None
     """Evaluation: draw lesson seeds from this list; None: training seeds, never held out."""
     pool_size: int = 32

@@ -34,10 +34,11 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
     channel names what each source emits, each sink counts and each assembler makes, so
     the task needs nothing else); "action_mask" int8[len(PLACEABLE), 4, size * size], 1
     where PLACEABLE[kind] facing that way may be anchored on that tile (y * size + x);
-    "done_mask" int8, 1 where "done" is legal: not while a sink is left short and some
-    placement is still legal (`training.env.masks`). A tile is worth choosing when any
-    of its kinds and facings is. Like the dead placements the action mask leaves out,
-    an unmasked "done" still ends the episode: the masks are what a policy may choose.
+    "done_mask" int8, 1 where "done" is legal: always, unless `done_rule` (an experiment,
+    `training.env.masks.done_masks`) masks it while a sink is left short and some
+    placement is still legal. A tile is worth choosing when any of its kinds and facings
+    is. Like the dead placements the action mask leaves out, a masked "done" taken anyway
+    still ends the episode: the masks are what a policy may choose.
 
     ## Action space
     MultiDiscrete([size * size + 1, len(PLACEABLE), 4, n_recipes, 2]): anchor tile (the

@@ -23,17 +23,19 @@ long-handed inserter to pick from. No reference solution uses a dead placement (
 pre-training, evaluation, the server's planner): `core.anchor_masks` (legality) minus
 these. A policy trained without this rule gains from it too: it only removes choices.
 
-"Done" has a rule of its own (`done_masks`): it is legal unless a sink is left short
-while some placement is still legal. A sink is short when it receives nothing, or when
-sources that could push onto a belt (their front tile is on the grid and not blocked)
-carry its item and it receives less than half its share of them (a belt's worth per
-such source, shared evenly by the sinks taking that item, at most a belt: half, so that
-a three-way split's uneven 7.5 / 3.75 / 3.75 still counts; a source facing a wall is
-emptied by inserters only, so its sinks need only receive something). Only the world and the
-mimic's sink rates decide it, so the server applies it exactly as the env does. Greedy
-rollouts of a policy trained without it stopped with a sink left short in most of their
-failures; with it they go on and often connect it. `rollout_masks(worlds)` gives both
-masks, the mimic run included: what every policy rollout outside the envs uses.
+"Done" may have a rule of its own, an experiment off by default (`done_masks`; the
+envs' `done_rule`, `training.evaluate.rollout(done_rule=True)`): "done" is legal unless a
+sink is left short while some placement is still legal. A sink is short when it
+receives nothing, or when sources that could push onto a belt (their front tile is on
+the grid and not blocked) carry its item and it receives less than half its share of
+them (a belt's worth per such source, shared evenly by the sinks taking that item, at
+most a belt: half, so that a three-way split's uneven 7.5 / 3.75 / 3.75 still counts; a
+source facing a wall is emptied by inserters only, so its sinks need only receive
+something). Only the world and the mimic's sink rates decide it. Greedy rollouts of the
+shipped policy go on where they would have stopped short and sometimes connect the
+sink, but every rollout that cannot runs on to the step limit (README: what it gains
+and costs). `rollout_masks(worlds, done_rule)` gives both masks, the mimic run for the
+second: what every policy rollout outside the envs uses.
 """
 
 from __future__ import annotations
@@ -77,11 +79,15 @@ def done_masks(worlds: np.ndarray, masks: np.ndarray, rates: np.ndarray, counts:
     return out
 
 
-def rollout_masks(worlds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rollout_masks(worlds: np.ndarray, done_rule: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """The action masks int8[B, len(PLACEABLE), 4, H * W] and "done" masks int8[B] of
-    int16[B, 6, H, W] worlds, the mimic run on them for the latter."""
+    int16[B, 6, H, W] worlds a rollout reached (a checked task, then placements the
+    validator allowed), the mimic run on them for the latter; None for those without
+    the `done_rule` ("done" always legal)."""
     masks = action_masks(worlds)
-    rates, counts = sink_rates_batch(worlds)
+    if not done_rule:
+        return masks, None
+    rates, counts = sink_rates_batch(worlds, trusted=True)  # checking them again costs more than the mimic
     return masks, done_masks(worlds, masks, rates, counts)
 
 
