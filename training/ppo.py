@@ -76,6 +76,7 @@ from torch import Tensor
 from training import checkpoint
 from training.config import ConfigError, check_lessons, check_precision, lay_over, layered
 from training.env import FactoryVectorEnv
+from training.env.supply import kind_shares
 from training.evaluate import validation
 from training.hints import HINTS, distance_hints
 from training.lessons import KINDS, TRIAL_KINDS
@@ -336,10 +337,15 @@ def train(config: PPOConfig) -> dict[str, Any]:
     if config.imitation_coef > 0 and (not reference_kinds or not set(reference_kinds) <= set(LESSON_KINDS)):
         # trials have no reference solution to imitate
         raise ConfigError("imitation_coef needs non-trial kinds to imitate (imitation_kinds, or among kinds)")
-    if config.kind_weights is not None:
-        weights = config.kind_weights
-        if config.kinds is None or len(weights) != len(config.kinds) or min(weights) < 0 or sum(weights) <= 0:
-            raise ConfigError("kind_weights: one non-negative weight per kind of kinds (listed too), not all zero")
+    if config.kind_weights is not None:  # checked before anything is written, as the env would check them
+        try:
+            if config.kinds is None:
+                raise ValueError
+            kind_shares(config.kinds, config.kind_weights)
+        except ValueError:
+            raise ConfigError(
+                "kind_weights: one non-negative weight per kind of kinds (listed too), not all zero"
+            ) from None
     wandb = _wandb() if config.wandb else None  # before anything is written
     rank, world, device = setup(config)
     torch.set_num_threads(config.threads)

@@ -60,6 +60,8 @@ from tqdm import tqdm
 
 from training.checkpoint import CheckpointError, load, save
 from training.config import ConfigError, check_lessons, check_precision, layered
+from training.env.config import EnvConfig
+from training.env.core import observation_space
 from training.env.masks import action_masks
 from training.env.supply import training_seed
 from training.env.vector import FactoryVectorEnv
@@ -255,16 +257,22 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
     run.log(0, first)
     history: list[dict[str, float]] = [{"step": 0, **first}]
     weights = {k: max(config.weight_floor, 1.0 - first[f"val/{k}"]) for k in config.kinds}
-    env = FactoryVectorEnv(  # "improved" plays no env: one gives the shapes
-        num_envs=config.num_envs if config.collect == "sampled" else 1,
-        size=config.size,
-        kinds=config.kinds,
-        weights=weights,
-        threads=config.env_threads,
-        copy=False,
-    )
-    env.reset(seed=config.seed)
-    episodes = SolvedEpisodes(env.num_envs, env.config.steps, env.worlds.shape[1:], env.masks.shape[1:], config.buffer)
+    env = None  # "improved" plays no env
+    if config.collect == "sampled":
+        env = FactoryVectorEnv(
+            num_envs=config.num_envs,
+            size=config.size,
+            kinds=config.kinds,
+            weights=weights,
+            threads=config.env_threads,
+            copy=False,
+        )
+        env.reset(seed=config.seed)
+    spaces = observation_space(config.size)
+    world_shape, mask_shape = spaces["world"].shape, spaces["action_mask"].shape
+    assert world_shape is not None and mask_shape is not None
+    envs = config.num_envs if env is not None else 1
+    episodes = SolvedEpisodes(envs, EnvConfig(size=config.size).steps, world_shape, mask_shape, config.buffer)
     tried = dict.fromkeys(config.kinds, 0)
     solved = dict.fromkeys(config.kinds, 0)
     gained = dict.fromkeys(config.kinds, 0)  # "improved": lessons with an improved episode
@@ -291,7 +299,7 @@ def train(config: SelfImitationConfig) -> dict[str, Any]:
 
     def collect() -> int:
         """Play the envs `collect_steps` steps; the env steps they took."""
-        if config.collect == "improved":
+        if env is None:
             return collect_improved()
         policy.eval()
         for _ in range(config.collect_steps):

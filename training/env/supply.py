@@ -81,6 +81,21 @@ def training_seed(index: int) -> int:
     return index + len(HELD_OUT_SEEDS) if index >= HELD_OUT_SEEDS.start else index
 
 
+def kind_shares(kinds: Sequence[str], weights: Mapping[str, float] | Sequence[float] | None) -> np.ndarray:
+    """How often each of `kinds` is drawn, float64[len(kinds)] summing to 1, from relative
+    `weights` (a mapping by name, or one per kind; None: equally); ValueError unless
+    there is one non-negative weight per kind, not all zero."""
+    if weights is None:
+        p = np.ones(len(kinds))
+    elif isinstance(weights, Mapping):
+        p = np.array([float(weights.get(k, 0.0)) for k in kinds])
+    else:
+        p = np.array(weights, np.float64)
+    if p.shape != (len(kinds),) or (p < 0).any() or p.sum() <= 0:
+        raise ValueError("weights: one non-negative weight per kind, not all zero")
+    return p / p.sum()
+
+
 class LessonSupply:
     """Draws lessons for resets (see the module docstring)."""
 
@@ -98,15 +113,7 @@ class LessonSupply:
         unknown = [k for k in self.kinds if k not in KINDS]
         if unknown or not self.kinds:
             raise ValueError(f"unknown lesson kinds {unknown}; known: {', '.join(KINDS)}")
-        if weights is None:
-            p = np.ones(len(self.kinds))
-        elif isinstance(weights, Mapping):
-            p = np.array([float(weights.get(k, 0.0)) for k in self.kinds])
-        else:
-            p = np.array(weights, np.float64)
-        if p.shape != (len(self.kinds),) or (p < 0).any() or p.sum() <= 0:
-            raise ValueError("weights: one non-negative weight per kind, not all zero")
-        self.cumulative = np.cumsum(p / p.sum())
+        self.cumulative = np.cumsum(kind_shares(self.kinds, weights))
         self.seeds = tuple(seeds) if seeds is not None else None
         if self.seeds == ():
             raise ValueError("seeds: give at least one seed, or None for training seeds")
