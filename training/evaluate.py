@@ -407,9 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds = args.kinds or ordered_kinds()
     seeds = list(HELD_OUT_SEEDS[: args.seeds])
     console = Console(stderr=True)
-    searching = ", ".join(f"{flag} {getattr(args, flag)}" for flag in ("search", "beam") if getattr(args, flag))
+    how = [f"{flag} {getattr(args, flag)}" for flag in ("search", "beam") if getattr(args, flag)]
     if args.done_rule and args.policy not in PLANNERS:
-        searching = f"{searching}, done rule" if searching else "done rule"
+        how.append("done rule")
+    searching = ", ".join(how)
     planners = {f"{args.policy} ({searching})" if searching else args.policy: planner}
     if args.compare_expert and args.policy != "expert":
         planners["expert"] = one_by_one(expert_planner)

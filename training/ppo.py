@@ -339,9 +339,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         raise ConfigError("imitation_coef needs non-trial kinds to imitate (imitation_kinds, or among kinds)")
     if config.kind_weights is not None:  # checked before anything is written, as the env would check them
         try:
-            if config.kinds is None:
-                raise ValueError
-            kind_shares(config.kinds, config.kind_weights)
+            kind_shares(config.kinds or (), config.kind_weights)  # the weights need their kinds listed
         except ValueError:
             raise ConfigError(
                 "kind_weights: one non-negative weight per kind of kinds (listed too), not all zero"

@@ -148,10 +148,10 @@ class FactoryEnv(gym.Env[dict[str, Any], np.ndarray]):
             for facing in Direction:
                 mask[i, facing] = legal_anchors(self._world, kind, facing).ravel()
         mask[dead_placements(self._world.data[None])[0]] = 0
-        world = self._world.data[None]
-        self._done = done_masks(world, mask[None], self._rates[None], np.array([self._lesson.n_sinks]))[0]
-        if not self.config.done_rule:
-            self._done = np.int8(1)
+        self._done = np.int8(1)
+        if self.config.done_rule:
+            counts = np.array([self._lesson.n_sinks])
+            self._done = done_masks(self._world.data[None], mask[None], self._rates[None], counts)[0]
         return mask
 
     def _observation(self) -> Observation:

@@ -74,7 +74,7 @@ def done_masks(worlds: np.ndarray, masks: np.ndarray, rates: np.ndarray, counts:
     MAX_SINKS] row-major, and the sink counts): unless a sink is short and some placement
     is still legal (see the module docstring)."""
     out = np.ones(len(worlds), np.int8)
-    placeable = np.asarray(masks.reshape(len(masks), -1).any(axis=1) if len(masks) else np.zeros(0, bool))
+    placeable = np.asarray(masks.any(axis=(1, 2, 3)))
     _mark_short(np.ascontiguousarray(worlds), rates, counts, placeable, out)
     return out
 
