@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from shared_schema import SCHEMA_VERSION
-from training.checkpoint import save
+from training.checkpoint import CheckpointError, load, save
 from training.env.core import PLACEABLE, anchor_masks, n_recipes, place
 from training.export import catalog_fingerprint, export, main
 from training.lessons import generate
@@ -124,3 +124,27 @@ def test_cli_exports_a_checkpoint_that_loads_on_the_cpu(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["8", "(1,", "65)"]
+
+
+@pytest.mark.parametrize("config", [TINY, ModelConfig()], ids=["tiny", "default"])
+def test_an_export_loads_back_as_the_policy_it_came_from(tmp_path: Path, config: ModelConfig) -> None:
+    torch.manual_seed(1)
+    policy = Policy(config).eval()
+    export(policy, tmp_path / "p.onnx", 9, source="p.pt")
+    loaded, state = load(tmp_path / "p.onnx")  # what every --init does with a .onnx file
+    assert state == {"size": 9}
+    want = policy.state_dict()
+    assert loaded.state_dict().keys() == want.keys()
+    for key, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, want[key], rtol=0, atol=0, msg=key)
+
+
+def test_a_damaged_or_foreign_onnx_file_is_refused_by_name(tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(b"not a protobuf at all")
+    with pytest.raises(CheckpointError, match="damaged.onnx cannot be read"):
+        load(damaged)
+    foreign = tmp_path / "foreign.onnx"
+    torch.onnx.export(torch.nn.Linear(2, 2), (torch.zeros(1, 2),), str(foreign), dynamo=False)
+    with pytest.raises(CheckpointError, match="foreign.onnx has no model_config"):
+        load(foreign)

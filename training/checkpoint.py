@@ -41,9 +41,16 @@ def save(path: Path, policy: Policy, **state: Any) -> None:
 
 
 def load(path: Path, device: str | torch.device = "cpu") -> tuple[Policy, dict[str, Any]]:
-    """The policy stored at `path` and the trainer state saved with it."""
+    """The policy stored at `path` and the trainer state saved with it. An ONNX export
+    (`.onnx`) gives its policy back (`training.export.policy_from_onnx`) and no trainer
+    state but its grid size."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".onnx":
+        from training.export import policy_from_onnx  # export imports this module
+
+        policy, state = policy_from_onnx(path)
+        return policy.to(device), state
     try:
         payload = torch.load(path, map_location=device, weights_only=False)
     except Exception as error:  # torch raises many kinds for a damaged file

@@ -1,15 +1,19 @@
-"""Export a policy checkpoint to ONNX for the server.
+"""Export a policy checkpoint to ONNX for the server, and read an export back.
 
     python -m training.export CKPT -o policy.onnx [--size N] [--opset 18]
 
 The graph is the network's plain `forward` (STYLE.md): inputs "world" int16[B, 6, H, W]
-and its distance hints "hints" float32[B, 6, H, W] (`training.hints.distance_hints`,
+and its distance hints "hints" float32[B, 7, H, W] (`training.hints.distance_hints`,
 which `training.onnx_policy` computes), with the batch, height and width axes dynamic
 (nothing in the network depends on the grid size); outputs "tile" [B, H*W+1],
 "kind" [B, H*W, 6], "facing" [B, H*W, 6, 4], "recipe" [B, H*W, R], "end" [B, H*W, 2]
 and "value" [B], as in `training.model.Heads`.
 The model's metadata_props (strings; JSON where not plain) tell the server what it
 speaks: see `metadata`. Run it without torch through `training.onnx_policy`.
+
+`policy_from_onnx` rebuilds the torch policy from an export's weights, so training can
+start from a policy that exists only as ONNX (the shipped `server/policies/default.onnx`):
+`training.checkpoint.load` calls it for `.onnx` files, which makes every `--init` take one.
 """
 
 from __future__ import annotations
@@ -23,16 +27,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 from torch import Tensor, nn
 
 from shared_schema import SCHEMA_VERSION
 from shared_schema.catalog import load_catalog
-from training.checkpoint import load
+from training.checkpoint import CheckpointError, load
 from training.env.core import ENDS, PLACEABLE
-from training.hints import distance_hints
-from training.model import Policy
+from training.hints import HINTS, distance_hints
+from training.model import ModelConfig, Policy
 from training.onnx_policy import HEAD_NAMES
 
 DEFAULT_SIZE = 11  # a checkpoint that does not say which grid it trained at
@@ -76,7 +82,7 @@ def metadata(policy: Policy, size: int, source: str) -> dict[str, str]:
         "catalog_sha256": catalog_fingerprint(),
         "model_config": policy.config.as_dict(),
         "source_checkpoint": source,
-        "inputs": {"world": "int16[B, 6, H, W]", "hints": "float32[B, 6, H, W] (training.hints.distance_hints)"},
+        "inputs": {"world": "int16[B, 6, H, W]", "hints": f"float32[B, {HINTS}, H, W] (training.hints.distance_hints)"},
         "outputs": list(HEAD_NAMES),
     }
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
@@ -108,6 +114,97 @@ def export(policy: Policy, path: Path, size: int, source: str = "", opset: int =
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def policy_from_onnx(path: Path) -> tuple[Policy, dict[str, Any]]:
+    """The policy an export (`export`) was made from, and {"size": its grid side}.
+
+    The exporter names a graph node after the module that made it ("/policy/blocks/
+    blocks.0/norm/Mul") but not always the weight it reads: a linear layer's weight is
+    stored transposed under a generated name, a GroupNorm's scale and shift as [C, 1, 1]
+    constants, and weights of equal value (a fresh norm's ones) once, the others as Identity nodes of it. So
+    each weight is found from the node that reads it: its module, and its place in the
+    op. The rebuilt policy must give onnxruntime's outputs on lesson tasks, or a
+    `CheckpointError` says it does not."""
+    try:
+        model = onnx.load(str(path))
+    except Exception as error:  # protobuf raises many kinds for a damaged file
+        raise CheckpointError(f"ONNX policy {path} cannot be read ({type(error).__name__}: {error})") from None
+    meta = {entry.key: entry.value for entry in model.metadata_props}
+    if "model_config" not in meta:
+        raise CheckpointError(f"ONNX policy {path} has no model_config: it was not written by training.export")
+    if json.loads(meta.get("schema_version", "null")) != SCHEMA_VERSION:
+        version = meta.get("schema_version")
+        raise CheckpointError(f"ONNX policy {path} speaks schema version {version}, this code {SCHEMA_VERSION}")
+    try:
+        policy = Policy(ModelConfig(**json.loads(meta["model_config"])))
+    except TypeError as error:
+        raise CheckpointError(f"ONNX policy {path} has a model_config this code cannot build: {error}") from None
+    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:  # a weight equal to another's is an Identity of it
+        if node.op_type == "Identity" and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+    wanted = policy.state_dict()
+    weights: dict[str, np.ndarray] = {}
+    for node in model.graph.node:
+        module = _module_path(node.name)
+        for position, name in enumerate(node.input):
+            if name not in arrays:
+                continue
+            key = f"{module}.{_param_read(node, position)}"
+            if key not in wanted:  # not a module's own weight (the recipe hint's mix, say): trust its name
+                key = name.removeprefix("policy.")
+            value = arrays[name]
+            transposed = node.op_type == "MatMul" or (node.op_type == "Gemm" and not _attribute(node, "transB"))
+            if key.endswith(".weight") and transposed and value.ndim == 2:
+                value = value.T
+            if key in wanted:
+                weights[key] = value.reshape(wanted[key].shape)
+    missing = [key for key in wanted if key not in weights]
+    if missing:
+        raise CheckpointError(f"ONNX policy {path} does not hold the weights {missing}")
+    policy.load_state_dict({key: torch.as_tensor(np.array(value)) for key, value in weights.items()})
+    size = int(json.loads(meta.get("grid_size", str(DEFAULT_SIZE))))
+    _check_agrees(policy.eval(), path, size)
+    return policy, {"size": size}
+
+
+def _module_path(node_name: str) -> str:
+    """ "/policy/attention/attention.0/ff/ff.0/MatMul" -> "attention.0.ff.0": a child of a
+    Sequential is scoped by its full name ("ff.0"), any other by its attribute ("ff")."""
+    path: list[str] = []
+    for part in node_name.strip("/").split("/")[1:-1]:  # between "policy" and the op
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        else:
+            path.append(part)
+    return ".".join(path)
+
+
+def _param_read(node: onnx.NodeProto, position: int) -> str:
+    """Which of its module's weights a node reads at input `position`: an Add adds the
+    bias; Conv, Gemm and LayerNormalization read (input, weight, bias)."""
+    if node.op_type == "Add" or (node.op_type in ("Conv", "Gemm", "LayerNormalization") and position == 2):
+        return "bias"
+    return "weight"
+
+
+def _attribute(node: onnx.NodeProto, name: str) -> int:
+    return next((int(a.i) for a in node.attribute if a.name == name), 0)
+
+
+def _check_agrees(policy: Policy, path: Path, size: int) -> None:
+    """Raise a `CheckpointError` unless `policy` gives the ONNX file's heads on a few lesson tasks."""
+    from training.lessons import generate
+    from training.onnx_policy import OnnxPolicy
+
+    worlds = np.stack([generate(kind, 0, size).task.data for kind in ("one-belt", "split", "machine-row", "trial-1")])
+    got = OnnxPolicy(path, threads=1).heads(worlds)
+    with torch.no_grad():
+        want = policy(torch.as_tensor(worlds))
+    for name, a, b in zip(HEAD_NAMES, got, want, strict=True):
+        if a.shape != tuple(b.shape) or not np.allclose(a, b.numpy(), atol=1e-4, rtol=0):
+            raise CheckpointError(f"ONNX policy {path}: the weights read back do not reproduce its '{name}' head")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -295,7 +295,7 @@ def draw_sample(
 
 @dataclass
 class Batch:
-    """worlds int16[B, 6, H, W], their distance hints float32[B, 6, H, W], masks
+    """worlds int16[B, 6, H, W], their distance hints float32[B, 7, H, W], masks
     int8[B, 6, 4, T]; next bool[B, T + 1]: the right tile choices (the anchors of the
     entities next in the sample's order, ties included, or "done" when none is left);
     todo bool[B, T + 1]: anchors of every entity still to build (or "done");
