@@ -148,3 +148,10 @@ def test_a_damaged_or_foreign_onnx_file_is_refused_by_name(tmp_path: Path) -> No
     torch.onnx.export(torch.nn.Linear(2, 2), (torch.zeros(1, 2),), str(foreign), dynamo=False)
     with pytest.raises(CheckpointError, match="foreign.onnx has no model_config"):
         load(foreign)
+
+
+def test_the_shipped_policy_loads_back_for_training() -> None:
+    shipped = Path(__file__).parents[1] / "server" / "policies" / "default.onnx"
+    policy, state = load(shipped)  # checked against onnxruntime inside
+    assert state == {"size": OnnxPolicy(shipped).size}
+    assert policy.config == ModelConfig(**OnnxPolicy(shipped).metadata["model_config"])
