@@ -38,8 +38,9 @@ from shared_schema.catalog import load_catalog
 from training.checkpoint import CheckpointError, load
 from training.env.core import ENDS, PLACEABLE
 from training.hints import HINTS, distance_hints
+from training.lessons import generate
 from training.model import ModelConfig, Policy
-from training.onnx_policy import HEAD_NAMES
+from training.onnx_policy import HEAD_NAMES, OnnxPolicy
 
 DEFAULT_SIZE = 11  # a checkpoint that does not say which grid it trained at
 
@@ -122,22 +123,22 @@ def policy_from_onnx(path: Path) -> tuple[Policy, dict[str, Any]]:
     The exporter names a graph node after the module that made it ("/policy/blocks/
     blocks.0/norm/Mul") but not always the weight it reads: a linear layer's weight is
     stored transposed under a generated name, a GroupNorm's scale and shift as [C, 1, 1]
-    constants, and weights of equal value (a fresh norm's ones) once, the others as Identity nodes of it. So
-    each weight is found from the node that reads it: its module, and its place in the
-    op. The rebuilt policy must give onnxruntime's outputs on lesson tasks, or a
-    `CheckpointError` says it does not."""
+    constants, and weights of equal value (a fresh norm's ones) once, the others as
+    Identity nodes of it. So each weight is found from the node that reads it: its
+    module, and its place in the op. The rebuilt policy must give onnxruntime's outputs
+    on lesson tasks, or a `CheckpointError` says it does not."""
     try:
-        model = onnx.load(str(path))
-    except Exception as error:  # protobuf raises many kinds for a damaged file
+        exported, model = OnnxPolicy(path, threads=1), onnx.load(str(path))
+    except Exception as error:  # onnxruntime and protobuf raise many kinds for a damaged file
         raise CheckpointError(f"ONNX policy {path} cannot be read ({type(error).__name__}: {error})") from None
-    meta = {entry.key: entry.value for entry in model.metadata_props}
+    meta = exported.metadata
     if "model_config" not in meta:
         raise CheckpointError(f"ONNX policy {path} has no model_config: it was not written by training.export")
-    if json.loads(meta.get("schema_version", "null")) != SCHEMA_VERSION:
+    if meta.get("schema_version") != SCHEMA_VERSION:
         version = meta.get("schema_version")
         raise CheckpointError(f"ONNX policy {path} speaks schema version {version}, this code {SCHEMA_VERSION}")
     try:
-        policy = Policy(ModelConfig(**json.loads(meta["model_config"])))
+        policy = Policy(ModelConfig(**meta["model_config"]))
     except TypeError as error:
         raise CheckpointError(f"ONNX policy {path} has a model_config this code cannot build: {error}") from None
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -164,8 +165,8 @@ def policy_from_onnx(path: Path) -> tuple[Policy, dict[str, Any]]:
     if missing:
         raise CheckpointError(f"ONNX policy {path} does not hold the weights {missing}")
     policy.load_state_dict({key: torch.as_tensor(np.array(value)) for key, value in weights.items()})
-    size = int(json.loads(meta.get("grid_size", str(DEFAULT_SIZE))))
-    _check_agrees(policy.eval(), path, size)
+    size = int(meta.get("grid_size", DEFAULT_SIZE))
+    _check_agrees(policy.eval(), exported, size)
     return policy, {"size": size}
 
 
@@ -193,18 +194,17 @@ def _attribute(node: onnx.NodeProto, name: str) -> int:
     return next((int(a.i) for a in node.attribute if a.name == name), 0)
 
 
-def _check_agrees(policy: Policy, path: Path, size: int) -> None:
-    """Raise a `CheckpointError` unless `policy` gives the ONNX file's heads on a few lesson tasks."""
-    from training.lessons import generate
-    from training.onnx_policy import OnnxPolicy
-
+def _check_agrees(policy: Policy, exported: OnnxPolicy, size: int) -> None:
+    """Raise a `CheckpointError` unless `policy` gives the exported heads on a few lesson tasks."""
     worlds = np.stack([generate(kind, 0, size).task.data for kind in ("one-belt", "split", "machine-row", "trial-1")])
-    got = OnnxPolicy(path, threads=1).heads(worlds)
+    got = exported.heads(worlds)
     with torch.no_grad():
         want = policy(torch.as_tensor(worlds))
     for name, a, b in zip(HEAD_NAMES, got, want, strict=True):
         if a.shape != tuple(b.shape) or not np.allclose(a, b.numpy(), atol=1e-4, rtol=0):
-            raise CheckpointError(f"ONNX policy {path}: the weights read back do not reproduce its '{name}' head")
+            raise CheckpointError(
+                f"ONNX policy {exported.path}: the weights read back do not reproduce its '{name}' head"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
