@@ -14,8 +14,9 @@ import torch
 
 from shared_schema import SCHEMA_VERSION
 from training.checkpoint import CheckpointError, load, save
+from training.ensemble import Ensemble
 from training.env.core import PLACEABLE, anchor_masks, n_recipes, place
-from training.export import catalog_fingerprint, export, main
+from training.export import catalog_fingerprint, export, main, module_from_onnx
 from training.lessons import generate
 from training.model import FactoredDistribution, ModelConfig, Policy
 from training.onnx_policy import HEAD_NAMES, HeadArrays, OnnxPolicy, choose, expansions
@@ -155,3 +156,52 @@ def test_the_shipped_policy_loads_back_for_training() -> None:
     policy, state = load(shipped)  # checked against onnxruntime inside
     assert state == {"size": OnnxPolicy(shipped).size}
     assert policy.config == ModelConfig(**OnnxPolicy(shipped).metadata["model_config"])
+
+
+def test_an_ensemble_of_one_policy_twice_chooses_as_that_policy() -> None:
+    torch.manual_seed(3)
+    policy = Policy(TINY).eval()
+    worlds = torch.as_tensor(random_layouts(4, 9, seed=3))
+    with torch.no_grad():
+        alone, twice = policy(worlds), Ensemble([policy, policy])(worlds)
+    for name in ("tile", "kind", "facing", "recipe", "end"):  # the same distribution over every head
+        torch.testing.assert_close(
+            torch.softmax(getattr(twice, name), -1), torch.softmax(getattr(alone, name), -1), msg=name
+        )
+    torch.testing.assert_close(twice.value, alone.value)
+
+
+def test_an_ensemble_exports_runs_and_reads_back(tmp_path: Path) -> None:
+    torch.manual_seed(4)
+    members = [Policy(TINY).eval(), Policy(TINY).eval()]
+    for i, member in enumerate(members):
+        save(tmp_path / f"m{i}.pt", member, size=9)
+    assert main([str(tmp_path / "m0.pt"), str(tmp_path / "m1.pt"), "-o", str(tmp_path / "ens.onnx")]) == 0
+
+    # onnxruntime runs it as one policy, and agrees with the torch ensemble
+    worlds = random_layouts(5, 9, seed=4)
+    with torch.no_grad():
+        expected = Ensemble(members)(torch.as_tensor(worlds))
+    exported = OnnxPolicy(tmp_path / "ens.onnx")
+    assert exported.size == 9 and len(exported.metadata["model_config"]) == 2
+    got = exported.heads(worlds)
+    for name, want, have in zip(HEAD_NAMES, expected, got, strict=True):
+        np.testing.assert_allclose(have, want.numpy(), atol=1e-4, rtol=0, err_msg=name)
+
+    # it reads back member by member, exactly
+    module, state = module_from_onnx(tmp_path / "ens.onnx")
+    assert isinstance(module, Ensemble) and state == {"size": 9}
+    for member, want in zip(module.members, members, strict=True):
+        for key, value in member.state_dict().items():
+            torch.testing.assert_close(value, want.state_dict()[key], rtol=0, atol=0, msg=key)
+
+    # training starts from one policy: --init refuses the ensemble and says how to take a member
+    with pytest.raises(CheckpointError, match=r"ens.onnx is an ensemble of 2 policies.*--member I"):
+        load(tmp_path / "ens.onnx")
+    assert main([str(tmp_path / "ens.onnx"), "--member", "1", "-o", str(tmp_path / "m1.onnx")]) == 0
+    member, _ = load(tmp_path / "m1.onnx")
+    for key, value in member.state_dict().items():
+        torch.testing.assert_close(value, members[1].state_dict()[key], rtol=0, atol=0, msg=key)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "m1.onnx"), "--member", "0", "-o", str(tmp_path / "bad.onnx")])  # not an ensemble
+    assert not (tmp_path / "bad.onnx").exists()

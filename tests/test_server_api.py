@@ -312,3 +312,24 @@ def test_a_real_server_answers(tiny_policy: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_an_ensemble_export_is_served_like_one_policy(tmp_path: Path) -> None:
+    import torch
+
+    from training.ensemble import Ensemble
+    from training.export import export
+    from training.model import ModelConfig, Policy
+
+    torch.manual_seed(5)
+    members = [Policy(ModelConfig(width=16, conv_blocks=1)).eval() for _ in range(2)]
+    export(Ensemble(members), tmp_path / "ensemble.onnx", 11, source="a.pt, b.pt")
+    app = create_app(tmp_path / "ensemble.onnx", Settings(search_rollouts=4, warm_up=False))
+    with TestClient(app) as client:
+        version = client.get("/version").json()["policy"]
+        assert [config["width"] for config in version["model_config"]] == [16, 16]
+        for mode in ("greedy", "search"):
+            body = with_options(ROUTE, mode=mode, seed=3, time_budget_s=30)
+            first, again = client.post("/plan", json=body), client.post("/plan", json=body)
+            assert first.status_code == 200, first.text
+            assert first.json()["placements"] == again.json()["placements"]

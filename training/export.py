@@ -1,6 +1,8 @@
 """Export a policy checkpoint to ONNX for the server, and read an export back.
 
     python -m training.export CKPT -o policy.onnx [--size N] [--opset 18]
+    python -m training.export CKPT CKPT ... -o policy.onnx    # an ensemble (training.ensemble)
+    python -m training.export ENSEMBLE.onnx --member I -o member.onnx
 
 The graph is the network's plain `forward` (STYLE.md): inputs "world" int16[B, 6, H, W]
 and its distance hints "hints" float32[B, 7, H, W] (`training.hints.distance_hints`,
@@ -14,6 +16,8 @@ speaks: see `metadata`. Run it without torch through `training.onnx_policy`.
 `policy_from_onnx` rebuilds the torch policy from an export's weights, so training can
 start from a policy that exists only as ONNX (the shipped `server/policies/default.onnx`):
 `training.checkpoint.load` calls it for `.onnx` files, which makes every `--init` take one.
+An ensemble's export (`training.ensemble`; its model_config is a list, one per member)
+reads back through `module_from_onnx`; `--member I` writes one of its members alone.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from torch import Tensor, nn
 from shared_schema import SCHEMA_VERSION
 from shared_schema.catalog import load_catalog
 from training.checkpoint import CheckpointError, load
+from training.ensemble import Ensemble
 from training.env.core import ENDS, PLACEABLE
 from training.hints import HINTS, distance_hints
 from training.lessons import generate
@@ -48,7 +53,7 @@ DEFAULT_SIZE = 11  # a checkpoint that does not say which grid it trained at
 class _Graph(nn.Module):
     """The policy with a tuple output (the exporter names outputs positionally)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy | Ensemble) -> None:
         super().__init__()
         self.policy = policy
 
@@ -70,8 +75,9 @@ def trained_size(state: dict[str, Any]) -> int | None:
     return int(size) if size is not None else None
 
 
-def metadata(policy: Policy, size: int, source: str) -> dict[str, str]:
-    """What the server needs to use the exported model, as metadata_props strings."""
+def metadata(policy: Policy | Ensemble, size: int, source: str) -> dict[str, str]:
+    """What the server needs to use the exported model, as metadata_props strings
+    (an ensemble's model_config: a list of its members' configs)."""
     catalog = load_catalog()
     values: dict[str, Any] = {
         "grid_size": size,
@@ -81,7 +87,7 @@ def metadata(policy: Policy, size: int, source: str) -> dict[str, str]:
         "recipes": len(catalog.recipes),
         "items": len(catalog.items),
         "catalog_sha256": catalog_fingerprint(),
-        "model_config": policy.config.as_dict(),
+        "model_config": _model_config(policy),
         "source_checkpoint": source,
         "inputs": {"world": "int16[B, 6, H, W]", "hints": f"float32[B, {HINTS}, H, W] (training.hints.distance_hints)"},
         "outputs": list(HEAD_NAMES),
@@ -89,7 +95,13 @@ def metadata(policy: Policy, size: int, source: str) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
 
-def export(policy: Policy, path: Path, size: int, source: str = "", opset: int = 18) -> None:
+def _model_config(policy: Policy | Ensemble) -> dict[str, int] | list[dict[str, int]]:
+    if isinstance(policy, Ensemble):
+        return [member.config.as_dict() for member in policy.policies]
+    return policy.config.as_dict()
+
+
+def export(policy: Policy | Ensemble, path: Path, size: int, source: str = "", opset: int = 18) -> None:
     """Write `policy` as ONNX to `path` with dynamic batch, height and width axes."""
     graph = _Graph(policy.cpu().eval())
     example = torch.zeros(2, 6, size, size, dtype=torch.int16)
@@ -118,7 +130,19 @@ def export(policy: Policy, path: Path, size: int, source: str = "", opset: int =
 
 
 def policy_from_onnx(path: Path) -> tuple[Policy, dict[str, Any]]:
-    """The policy an export (`export`) was made from, and {"size": its grid side}.
+    """The policy an export (`export`) was made from, and {"size": its grid side}; an
+    ensemble's export is refused (training starts from one policy). See `module_from_onnx`."""
+    module, state = module_from_onnx(path)
+    if isinstance(module, Ensemble):
+        raise CheckpointError(
+            f"ONNX policy {path} is an ensemble of {len(module.policies)} policies: training starts from one "
+            f"(python -m training.export {path} --member I -o member.onnx writes member I alone)"
+        )
+    return module, state
+
+
+def module_from_onnx(path: Path) -> tuple[Policy | Ensemble, dict[str, Any]]:
+    """The policy or ensemble an export (`export`) was made from, and {"size": its grid side}.
 
     The exporter names a graph node after the module that made it ("/policy/blocks/
     blocks.0/norm/Mul") but not always the weight it reads: a linear layer's weight is
@@ -137,9 +161,13 @@ def policy_from_onnx(path: Path) -> tuple[Policy, dict[str, Any]]:
     if meta.get("schema_version") != SCHEMA_VERSION:
         version = meta.get("schema_version")
         raise CheckpointError(f"ONNX policy {path} speaks schema version {version}, this code {SCHEMA_VERSION}")
+    configs = meta["model_config"]
     try:
-        policy = Policy(ModelConfig(**meta["model_config"]))
-    except TypeError as error:
+        if isinstance(configs, list):
+            policy: Policy | Ensemble = Ensemble([Policy(ModelConfig(**config)) for config in configs])
+        else:
+            policy = Policy(ModelConfig(**configs))
+    except (TypeError, ValueError) as error:
         raise CheckpointError(f"ONNX policy {path} has a model_config this code cannot build: {error}") from None
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:  # a weight equal to another's is an Identity of it
@@ -194,7 +222,7 @@ def _attribute(node: onnx.NodeProto, name: str) -> int:
     return next((int(a.i) for a in node.attribute if a.name == name), 0)
 
 
-def _check_agrees(policy: Policy, exported: OnnxPolicy, size: int) -> None:
+def _check_agrees(policy: Policy | Ensemble, exported: OnnxPolicy, size: int) -> None:
     """Raise a `CheckpointError` unless `policy` gives the exported heads on a few lesson tasks."""
     worlds = np.stack([generate(kind, 0, size).task.data for kind in ("one-belt", "split", "machine-row", "trial-1")])
     got = exported.heads(worlds)
@@ -207,18 +235,41 @@ def _check_agrees(policy: Policy, exported: OnnxPolicy, size: int) -> None:
             )
 
 
+def _read(path: Path) -> tuple[list[Policy], dict[str, Any]]:
+    """The policies in a checkpoint or an export (an ensemble's members), and its state."""
+    if path.suffix == ".onnx":
+        module, state = module_from_onnx(path)
+        return (module.policies if isinstance(module, Ensemble) else [module]), state
+    policy, state = load(path)
+    return [policy], state
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a policy checkpoint (.pt) from training")
+    parser.add_argument(
+        "checkpoint", type=Path, nargs="+", help="a policy checkpoint (.pt) or export (.onnx); several make an ensemble"
+    )
     parser.add_argument("-o", "--output", type=Path, default=Path("policy.onnx"), help="the ONNX file to write")
-    parser.add_argument("--size", type=int, help="grid side to record (default: the checkpoint's, else 11)")
+    parser.add_argument("--size", type=int, help="grid side to record (default: the first checkpoint's, else 11)")
+    parser.add_argument("--member", type=int, help="write only this member (from 0) of the one ensemble given")
     parser.add_argument("--opset", type=int, default=18)
     args = parser.parse_args(argv)
-    policy, state = load(args.checkpoint)
-    size = args.size or trained_size(state) or DEFAULT_SIZE
-    export(policy, args.output, size, source=str(args.checkpoint), opset=args.opset)
+    try:
+        read = [_read(path) for path in args.checkpoint]
+    except CheckpointError as error:
+        parser.exit(2, f"python -m training.export: error: {error}\n")
+    members = [policy for policies, _ in read for policy in policies]
+    if args.member is not None:
+        if len(read) != 1 or len(members) < 2 or not 0 <= args.member < len(members):
+            parser.error(f"--member takes one ensemble and a member from 0 to {len(members) - 1}")
+        members = [members[args.member]]
+    size = args.size or trained_size(read[0][1]) or DEFAULT_SIZE
+    source = ", ".join(map(str, args.checkpoint)) + (f" member {args.member}" if args.member is not None else "")
+    policy = members[0] if len(members) == 1 else Ensemble(members)
+    export(policy, args.output, size, source=source, opset=args.opset)
     kib = args.output.stat().st_size / 1024
-    print(f"wrote {args.output} ({kib:.0f} KiB, grid {size}x{size}, from {args.checkpoint})")
+    what = f"an ensemble of {len(members)} policies" if len(members) > 1 else "a policy"
+    print(f"wrote {args.output} ({kib:.0f} KiB, {what}, grid {size}x{size}, from {source})")
     return 0
 
 
