@@ -205,3 +205,9 @@ def test_an_ensemble_exports_runs_and_reads_back(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main([str(tmp_path / "m1.onnx"), "--member", "0", "-o", str(tmp_path / "bad.onnx")])  # not an ensemble
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_the_shipped_ensemble_reads_back_as_its_two_members() -> None:
+    shipped = Path(__file__).parents[1] / "server" / "policies" / "ensemble.onnx"
+    module, state = module_from_onnx(shipped)  # checked against onnxruntime inside
+    assert isinstance(module, Ensemble) and len(module.policies) == 2 and state == {"size": 11}
