@@ -188,3 +188,14 @@ def test_the_cli_names_the_done_rule_when_it_plays_by_it(
     assert main(["--policy", str(tiny_checkpoint[1]), "--seeds", "2", "--kinds", "one-belt", "--done-rule"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["policy"] for r in rows] == [f"{tiny_checkpoint[1]} (done rule)"]
+
+
+def test_the_validation_seeds_give_a_second_opinion(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--policy", "expert", "--seeds", "2", "--kinds", "split", "--seed-set", "validation"]) == 0
+    captured = capsys.readouterr()
+    row = json.loads(captured.out.splitlines()[0])
+    assert row["seed_set"] == "validation" and row["tasks"] == 2 and row["mean_score"] == 1.0
+    assert "on 2 validation seeds" in captured.err
+    with pytest.raises(SystemExit):
+        main(["--policy", "expert", "--seed-set", "validation", "--seeds", str(len(VALIDATION_SEEDS) + 1)])
+    assert f"--seeds must be 1 to {len(VALIDATION_SEEDS)} (validation seeds)" in capsys.readouterr().err

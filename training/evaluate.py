@@ -2,12 +2,14 @@
 
     python -m training.evaluate --policy expert|CKPT.pt|POLICY.onnx [--seeds 100] [--size 11] [--search N] [--beam W]
         [--done-rule] [--kinds K ...] [--markdown table.md] [--jsonl scores.jsonl] [--png chart.png]
-        [--compare-expert]
+        [--compare-expert] [--seed-set evaluation|validation]
 
 Every kind is scored on the same held-out seeds (`HELD_OUT_SEEDS`, never used for
-training). A task the planner leaves without a layout scores 0. A learned policy (a
-training checkpoint or an ONNX export) plays greedy rollouts from the bare task
-(prefill 0): all seeds of a kind at once, one placement per step with the env's own
+training). `--seed-set validation` scores the validation seeds instead
+(`VALIDATION_SEEDS`, which training validates on): a second opinion where a choice
+was made by looking at the evaluation seeds' scores. A task the planner leaves without
+a layout scores 0. A learned policy (a training checkpoint or an ONNX export) plays
+greedy rollouts from the bare task (prefill 0): all seeds of a kind at once, one placement per step with the env's own
 masks, validator and placement (`training.env.core`), until it says "done" or the
 env's step limit (size * size // 2 steps); its score is the final world's, as the env
 reports it. With `--search N` (and `--beam W`) it keeps, per task, the best of its
@@ -351,10 +353,11 @@ def bar_chart(path: Path, size: int, scores: dict[str, list[KindScore]]) -> None
     plt.close(fig)
 
 
-def _report(console: Console, name: str, size: int, seeds: int, results: list[KindScore]) -> list[str]:
-    lines = [json.dumps({"policy": name, "size": size, **asdict(r)}) for r in results]
+def _report(console: Console, name: str, size: int, seed_set: str, seeds: int, results: list[KindScore]) -> list[str]:
+    lines = [json.dumps({"policy": name, "size": size, "seed_set": seed_set, **asdict(r)}) for r in results]
     print("\n".join(lines))
-    table = Table(title=f"{name} on {seeds} held-out seeds, {size}x{size}")
+    which = "validation" if seed_set == "validation" else "held-out"
+    table = Table(title=f"{name} on {seeds} {which} seeds, {size}x{size}")
     for column in ("kind", "mean score", "solved", "no layout", "ms/task"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for r in results:
@@ -373,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", required=True, help="'expert', a checkpoint (.pt) or an ONNX export (.onnx)")
     parser.add_argument("--seeds", type=int, default=100, help="held-out seeds per kind (default 100)")
+    parser.add_argument(
+        "--seed-set",
+        choices=("evaluation", "validation"),
+        default="evaluation",
+        help="the held-out seeds evaluation scores (default), or those training validates on",
+    )
     parser.add_argument("--size", type=int, default=11, help="grid size (8 to 32)")
     parser.add_argument("--kinds", nargs="+", choices=sorted(KINDS), help="kinds to score (default: all)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
@@ -400,12 +409,14 @@ def main(argv: list[str] | None = None) -> int:
         planner = load_planner(args.policy, args.search, args.beam, args.done_rule)
     except Exception as error:  # an unknown name or a file that is not a policy
         parser.error(str(error))
-    if not 1 <= args.seeds <= len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS):
-        parser.error(f"--seeds must be 1 to {len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)} (the rest validate training)")
+    available = len(VALIDATION_SEEDS) if args.seed_set == "validation" else len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)
+    if not 1 <= args.seeds <= available:
+        why = "validation seeds" if args.seed_set == "validation" else "the rest validate training"
+        parser.error(f"--seeds must be 1 to {available} ({why})")
     if not MIN_SIZE <= args.size <= MAX_SIZE:
         parser.error(f"--size must be {MIN_SIZE} to {MAX_SIZE}, not {args.size}")
     kinds = args.kinds or ordered_kinds()
-    seeds = list(HELD_OUT_SEEDS[: args.seeds])
+    seeds = list((VALIDATION_SEEDS if args.seed_set == "validation" else HELD_OUT_SEEDS)[: args.seeds])
     console = Console(stderr=True)
     how = [f"{flag} {getattr(args, flag)}" for flag in ("search", "beam") if getattr(args, flag)]
     if args.done_rule and args.policy not in PLANNERS:
@@ -418,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, plan in planners.items():
         with Progress(console=console, transient=True) as progress:
             scores[name] = evaluate(plan, kinds, seeds, args.size, progress)
-        lines += _report(console, name, args.size, args.seeds, scores[name])
+        lines += _report(console, name, args.size, args.seed_set, args.seeds, scores[name])
     if args.markdown:
         args.markdown.write_text("\n".join(markdown_table(n, args.size, r) for n, r in scores.items()))
     if args.jsonl:
