@@ -6,17 +6,18 @@
 
 Every kind is scored on the same held-out seeds (`HELD_OUT_SEEDS`, never used for
 training). `--seed-set validation` scores the validation seeds instead
-(`VALIDATION_SEEDS`, which training validates on): a second opinion where a choice
-was made by looking at the evaluation seeds' scores. A task the planner leaves without
-a layout scores 0. A learned policy (a training checkpoint or an ONNX export) plays
-greedy rollouts from the bare task (prefill 0): all seeds of a kind at once, one placement per step with the env's own
-masks, validator and placement (`training.env.core`), until it says "done" or the
-env's step limit (size * size // 2 steps); its score is the final world's, as the env
-reports it. With `--search N` (and `--beam W`) it keeps, per task, the best of its
-greedy rollout, N sampled ones (and the layouts of a beam search of width W) as scored
-in the mimic: the server's search mode without a time budget. With `--done-rule` its
-rollouts may not say "done" while a sink is left short (`training.env.masks.done_masks`:
-an experiment that neither the recipe's training nor the server uses).
+(`VALIDATION_SEEDS`, which training validates on): a second opinion where a choice was
+made by looking at the evaluation seeds' scores. A task the planner leaves without a
+layout scores 0. A learned policy (a training checkpoint or an ONNX export) plays greedy
+rollouts from the bare task (prefill 0): all seeds of a kind at once, one placement per
+step with the env's own masks, validator and placement (`training.env.core`), until it
+says "done" or the env's step limit (size * size // 2 steps); its score is the final
+world's, as the env reports it. With `--search N` (and `--beam W`) it keeps, per task,
+the best of its greedy rollout, N sampled ones (and the layouts of a beam search of
+width W) as scored in the mimic: the server's search mode without a time budget. With
+`--done-rule` its rollouts may not say "done" while a sink is left short
+(`training.env.masks.done_masks`: an experiment that neither the recipe's training nor
+the server uses).
 Prints one JSON line per kind and a table; `--markdown` also writes the table as
 Markdown (the README's); `--png` draws the mean score per kind as bars, with the
 expert's beside them when `--compare-expert` is given (which also scores the expert and
