@@ -410,14 +410,15 @@ def main(argv: list[str] | None = None) -> int:
         planner = load_planner(args.policy, args.search, args.beam, args.done_rule)
     except Exception as error:  # an unknown name or a file that is not a policy
         parser.error(str(error))
-    available = len(VALIDATION_SEEDS) if args.seed_set == "validation" else len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)
-    if not 1 <= args.seeds <= available:
-        why = "validation seeds" if args.seed_set == "validation" else "the rest validate training"
-        parser.error(f"--seeds must be 1 to {available} ({why})")
+    validating = args.seed_set == "validation"
+    pool = VALIDATION_SEEDS if validating else HELD_OUT_SEEDS[: len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)]
+    if not 1 <= args.seeds <= len(pool):
+        why = "validation seeds" if validating else "the rest validate training"
+        parser.error(f"--seeds must be 1 to {len(pool)} ({why})")
     if not MIN_SIZE <= args.size <= MAX_SIZE:
         parser.error(f"--size must be {MIN_SIZE} to {MAX_SIZE}, not {args.size}")
     kinds = args.kinds or ordered_kinds()
-    seeds = list((VALIDATION_SEEDS if args.seed_set == "validation" else HELD_OUT_SEEDS)[: args.seeds])
+    seeds = list(pool[: args.seeds])
     console = Console(stderr=True)
     how = [f"{flag} {getattr(args, flag)}" for flag in ("search", "beam") if getattr(args, flag)]
     if args.done_rule and args.policy not in PLANNERS:
