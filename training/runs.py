@@ -5,7 +5,9 @@ A run lives in `runs/<name>/` and keeps what is needed to judge it later:
 - `run.json`: the command line, the git commit and whether the tree was dirty, the start time;
 - `metrics.csv`: one row per logged step, one column per metric (new metrics add columns);
 - `tb/`: the same metrics as TensorBoard scalars;
-- `checkpoints/`: see `training.checkpoint`.
+- `checkpoints/`: see `training.checkpoint`;
+- `summary.json`: the program's end-of-run figures, and `end_means`: every metric's mean
+  over the last fifth of its logged points (one logged point is too noisy to judge by).
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def _plain(config: Any) -> Any:
+def plain(config: Any) -> Any:
+    """A config (dataclasses, mappings, sequences, paths) as plain YAML/JSON values."""
     if is_dataclass(config) and not isinstance(config, type):
-        return {k: _plain(v) for k, v in asdict(config).items()}
+        return {k: plain(v) for k, v in asdict(config).items()}
     if isinstance(config, Mapping):
-        return {str(k): _plain(v) for k, v in config.items()}
+        return {str(k): plain(v) for k, v in config.items()}
     if isinstance(config, (list, tuple)):
-        return [_plain(v) for v in config]
+        return [plain(v) for v in config]
     if isinstance(config, Path):
         return str(config)
     return config
@@ -69,7 +72,7 @@ class Run:
         if (folder / "config.yaml").exists():
             raise FileExistsError(f"{folder} already holds a run; pass --resume to continue it or choose another name")
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+        (folder / "config.yaml").write_text(yaml.safe_dump(plain(config), sort_keys=False))
         info = {"command": [sys.executable, *sys.argv], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **git_state()}
         (folder / "run.json").write_text(json.dumps(info, indent=2) + "\n")
         run = cls(folder)
@@ -122,5 +125,27 @@ class Run:
             self._writer = None
 
     def summary(self, values: Mapping[str, Any]) -> None:
-        """Write summary.json (end-of-run figures)."""
-        (self.folder / "summary.json").write_text(json.dumps(_plain(values), indent=2) + "\n")
+        """Write summary.json: `values` (end-of-run figures) and the metrics' `end_means`."""
+        figures = {**values, "end_means": end_means(self.folder / "metrics.csv")}
+        (self.folder / "summary.json").write_text(json.dumps(plain(figures), indent=2) + "\n")
+
+
+END_FRACTION = 0.2  # the share of a metric's logged points its end-of-run mean averages
+
+
+def end_means(path: Path, fraction: float = END_FRACTION) -> dict[str, float]:
+    """Each metric's mean over the last `fraction` of the points logged for it (at least
+    one) in a metrics.csv; {} when there is no log."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    means = {}
+    for column in rows[0].keys() if rows else ():
+        if column == "step":
+            continue
+        points = [float(row[column]) for row in rows if row.get(column) not in (None, "")]
+        if points:
+            tail = points[-max(1, round(len(points) * fraction)) :]
+            means[column] = sum(tail) / len(tail)
+    return means
