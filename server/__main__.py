@@ -1,5 +1,10 @@
 """Serve the planner over HTTP: `python -m server [--host H] [--port P] [--policy FILE] ...`.
 
+With the default policy, greedy rollouts use the shipped ensemble (`--greedy-policy`):
+the default policy and a PPO run's as one graph, a better greedy layout at twice a
+rollout's cost, which search, with its many rollouts in a time budget, leaves to the
+single policy. With another `--policy`, greedy rollouts use that one unless told.
+
 Opens the policy first, so a missing or corrupt file fails the start at once with a
 message naming it (exit code 2), then runs uvicorn. Every option is a field of
 `server.app.Settings` or uvicorn's own (host, port, workers).
@@ -14,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from server.app import DEFAULT_POLICY, Settings, create_app
+from server.app import DEFAULT_GREEDY_POLICY, DEFAULT_POLICY, Settings, create_app
 from server.planner import DEFAULT_SEARCH_BEAM, DEFAULT_SEARCH_ROLLOUTS, Planner, PolicyLoadError
 
 
@@ -37,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument(
         "--policy", type=Path, default=DEFAULT_POLICY, help=f"exported ONNX policy (default {DEFAULT_POLICY})"
+    )
+    p.add_argument(
+        "--greedy-policy",
+        type=Path,
+        help=f"exported ONNX policy (or ensemble) for the greedy rollout (default: {DEFAULT_GREEDY_POLICY} "
+        "with the default --policy, else the --policy itself)",
     )
     p.add_argument(
         "--workers", type=_positive, default=1, help="worker processes, each with its own policy (default 1)"
@@ -67,18 +78,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    settings = Settings(
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The server's settings from the parsed command line."""
+    greedy = args.greedy_policy
+    if greedy is None and args.policy.resolve() == DEFAULT_POLICY.resolve():
+        greedy = DEFAULT_GREEDY_POLICY
+    return Settings(
         policy_path=args.policy,
+        greedy_policy_path=greedy,
         max_body_bytes=args.max_body_bytes,
         search_rollouts=args.search_rollouts,
         search_beam=args.search_beam,
         onnx_threads=args.threads,
         compare_expert=not args.no_expert,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = settings_from(args)
     try:
-        Planner(settings.policy_path, threads=settings.onnx_threads)  # fail here, clearly, not in a worker
+        # fail here, clearly, not in a worker
+        Planner(settings.policy_path, threads=settings.onnx_threads, greedy_path=settings.greedy_policy_path)
     except PolicyLoadError as error:
         print(f"python -m server: cannot start: {error}", file=sys.stderr)
         return 2

@@ -32,10 +32,13 @@ from server.metrics import Metrics, RequestMetrics
 from server.planner import DEFAULT_SEARCH_BEAM, DEFAULT_SEARCH_ROLLOUTS, PlanInputError, Planner
 from shared_schema import SCHEMA_VERSION
 from shared_schema.messages import SUPPORTED_SCHEMA_VERSIONS, PlanRequest, PlanResponse
+from training.onnx_policy import OnnxPolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.onnx"
+# the shipped policy with a PPO run's, as one graph: greedy plans from `python -m server`
+DEFAULT_GREEDY_POLICY = Path(__file__).parent / "policies" / "ensemble.onnx"
 SETTINGS_ENV = "FACTORION_SERVER_SETTINGS"
 
 
@@ -44,6 +47,7 @@ class Settings:
     """Every setting of the server, in one place (`python -m server --help` sets them)."""
 
     policy_path: Path = DEFAULT_POLICY  # the exported ONNX policy
+    greedy_policy_path: Path | None = None  # another for the greedy rollout (None: the same)
     max_body_bytes: int = 128 * 1024  # a 32x32 region with every tile listed as blocked is about 25 KiB
     search_rollouts: int = DEFAULT_SEARCH_ROLLOUTS  # sampled rollouts in search mode, besides the greedy one
     search_beam: int = DEFAULT_SEARCH_BEAM  # width of the beam search in search mode (0: none)
@@ -62,8 +66,9 @@ class Settings:
         """The settings `to_env` wrote (defaults when it did not): the one place the
         server reads the environment."""
         fields = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
-        if "policy_path" in fields:
-            fields["policy_path"] = Path(fields["policy_path"])
+        for key in ("policy_path", "greedy_policy_path"):
+            if fields.get(key) is not None:
+                fields[key] = Path(fields[key])
         return cls(**fields)
 
 
@@ -237,8 +242,11 @@ def create_app(
                 search_rollouts=settings.search_rollouts,
                 search_beam=settings.search_beam,
                 compare_expert=settings.compare_expert,
+                greedy_path=settings.greedy_policy_path,
             )
             log.info("loaded policy %s from %s", state.planner.name, settings.policy_path)
+            if state.planner.greedy_policy is not state.planner.policy:
+                log.info("greedy rollouts by %s from %s", state.planner.greedy_name, state.planner.greedy_path)
             if settings.warm_up:
                 threading.Thread(target=state.warm_up, name="warm-up", daemon=True).start()
             else:
@@ -298,21 +306,35 @@ def create_app(
 
     @app.get("/version")
     def version(state: StateDep) -> dict[str, Any]:
-        """Server version, message schema versions spoken, and the policy being served."""
+        """Server version, message schema versions spoken, and the policies being served:
+        `policy` for search, `greedy_policy` for the greedy rollout (the same unless the
+        server was given another)."""
         planner = state.planner
-        meta = planner.metadata if planner else {}
+        settings = state.settings
+
+        def describe(policy: OnnxPolicy | None, name: str | None, path: Path) -> dict[str, Any]:
+            meta = policy.metadata if policy else {}
+            return {
+                "name": name,
+                "path": str(path),
+                "grid_size": meta.get("grid_size"),
+                "source_checkpoint": meta.get("source_checkpoint"),
+                "model_config": meta.get("model_config"),
+                "providers": policy.session.get_providers() if policy else None,
+            }
+
         return {
             "name": "factorion",
             "version": _version(),
             "schema_versions": list(SUPPORTED_SCHEMA_VERSIONS),
-            "policy": {
-                "name": planner.name if planner else None,
-                "path": str(state.settings.policy_path),
-                "grid_size": meta.get("grid_size"),
-                "source_checkpoint": meta.get("source_checkpoint"),
-                "model_config": meta.get("model_config"),
-                "providers": planner.policy.session.get_providers() if planner else None,
-            },
+            "policy": describe(
+                planner.policy if planner else None, planner.name if planner else None, settings.policy_path
+            ),
+            "greedy_policy": describe(
+                planner.greedy_policy if planner else None,
+                planner.greedy_name if planner else None,
+                settings.greedy_policy_path or settings.policy_path,
+            ),
         }
 
     @app.get("/metrics", response_class=Response)

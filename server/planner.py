@@ -1,7 +1,10 @@
 """The planner: turn a `PlanRequest` into a verified `PlanResponse`, with no web framework.
 
 `Planner(path)` opens an exported policy (`python -m training.export`) on onnxruntime
-(the CUDA execution provider when present) and `plan(request)` answers a request:
+(the CUDA execution provider when present), and `greedy_path` another for the greedy
+rollout where one is given (an ensemble, `training.ensemble`: a better greedy layout for
+twice the cost of one rollout, which a search of many rollouts could not afford), and
+`plan(request)` answers a request:
 
 1. `prepare`: the request's world, and each sink's best rate (`sink_bounds`), after
    the checks pydantic cannot make: too many sinks for the mimic, a sink item that no
@@ -9,8 +12,8 @@
    an item neither a source nor a recipe gives.
 2. The expert (`training.expert`) on the same task, for comparison (`expert_score`).
 3. The layout, by `options.mode`:
-   - `greedy`: one rollout of the policy, its first choice at every step;
-   - `search`: the greedy rollout, the layouts of a beam search of width `search_beam`
+   - `greedy`: one rollout of the greedy policy, its first choice at every step;
+   - `search`: the greedy rollout, then the policy's: the layouts of a beam search of width `search_beam`
      (`training.evaluate.beam_rollout`), then `search_rollouts` sampled rollouts in batches of
      `SEARCH_BATCH`, batch j drawing from its own stream seeded by (seed, j). The
      time budget only stops the search early, between batches or steps, as a safety
@@ -264,13 +267,17 @@ class Planner:
         search_rollouts: int = DEFAULT_SEARCH_ROLLOUTS,
         search_beam: int = DEFAULT_SEARCH_BEAM,
         compare_expert: bool = True,
+        greedy_path: Path | str | None = None,
     ) -> None:
         self.path = Path(path)
         self.search_rollouts, self.search_beam = search_rollouts, search_beam
         self.compare_expert = compare_expert
         self.policy = _open(self.path, threads)
-        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        self.name = f"{self.path.name}@{digest[:12]}"
+        self.name = _name(self.path)
+        self.greedy_path = self.path if greedy_path is None else Path(greedy_path)
+        same = self.greedy_path.resolve() == self.path.resolve()
+        self.greedy_policy = self.policy if same else _open(self.greedy_path, threads)
+        self.greedy_name = self.name if same else _name(self.greedy_path)
         self._lock = threading.Lock()
         self._in_flight = 0  # plans running now (`finish_reserve`)
         self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -334,7 +341,7 @@ class Planner:
             entities = (worlds[:, Channel.ENTITY] != Entity.EMPTY).sum(axis=(1, 2))
             pick = min(range(len(worlds)), key=lambda i: (-round(scores[i], 9), int(entities[i]), i))
             layout = prune(task, World(worlds[pick].copy()), score)
-            candidates, name = list(worlds), self.name
+            candidates, name = list(worlds), self.greedy_name if pick == 0 else self.name
             clock.lap("mimic")
         replay(task, layout)  # the shared validator's word, whatever produced the layout
         clock.lap("verify")
@@ -357,9 +364,10 @@ class Planner:
         return Plan(response, candidates=len(candidates), budget_hit=budget_hit)
 
     def _candidates(self, task: World, mode: str, seed: int, deadline: float) -> tuple[np.ndarray, bool]:
-        """Greedy rollout first (always run in full), then in search mode the beam search
-        and the sampled batches in order until they are done or the deadline passes."""
-        greedy = rollout(self.policy.heads, task.data[None])
+        """The greedy policy's rollout first (always run in full), then in search mode the
+        policy's beam search and sampled batches in order until they are done or the
+        deadline passes."""
+        greedy = rollout(self.greedy_policy.heads, task.data[None])
         assert greedy is not None  # no deadline: it always finishes
         found = [greedy]
         if mode == "search":
@@ -377,6 +385,11 @@ class Planner:
                     return np.concatenate(found), True
                 found.append(batch)
         return np.concatenate(found), False
+
+
+def _name(path: Path) -> str:
+    """How responses name a policy: its file name and the start of its digest."""
+    return f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 
 
 def _open(path: Path, threads: int | None) -> OnnxPolicy:

@@ -298,3 +298,28 @@ def test_a_task_the_expert_cannot_build_still_gets_an_answer(planner: Planner) -
     assert plan.response.sinks[0].best_per_second > 0  # the bound of one machine making inserters
     expert = planner.plan(request.model_copy(update={"options": request.options.model_copy(update={"mode": "expert"})}))
     assert expert.response.placements == [] and expert.response.policy == "expert (no layout)"
+
+
+def test_a_greedy_policy_of_its_own_answers_greedy_plans_and_leads_the_search(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from training.export import export
+    from training.model import ModelConfig, Policy
+
+    torch.manual_seed(1)
+    other = tmp_path / "other.onnx"
+    export(Policy(ModelConfig(width=16, conv_blocks=1)).eval(), other, 11, source="other.pt")
+    both = Planner(tiny_policy, greedy_path=other, threads=1, search_rollouts=4, compare_expert=False)
+    alone = Planner(other, threads=1, search_rollouts=4, compare_expert=False)
+    assert both.greedy_name == alone.name != both.name
+    for kind, seed in LESSONS:
+        task = generate(kind, seed, 8).task
+        greedy, expected = (p.plan(request_for(task, mode="greedy")).response for p in (both, alone))
+        assert greedy.placements == expected.placements and greedy.policy == alone.name, kind
+        search = both.plan(request_for(task, mode="search", seed=3, time_budget_s=60)).response
+        assert search.score >= expected.score - 1e-12, kind  # the greedy policy's layout is a candidate
+    assert Planner(tiny_policy, greedy_path=tiny_policy).greedy_policy is not None
+    with pytest.raises(PolicyLoadError, match=f"policy file {tmp_path / 'gone.onnx'} does not exist"):
+        Planner(tiny_policy, greedy_path=tmp_path / "gone.onnx")

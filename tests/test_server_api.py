@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -333,3 +336,28 @@ def test_an_ensemble_export_is_served_like_one_policy(tmp_path: Path) -> None:
             first, again = client.post("/plan", json=body), client.post("/plan", json=body)
             assert first.status_code == 200, first.text
             assert first.json()["placements"] == again.json()["placements"]
+
+
+def test_the_default_server_plans_greedily_with_the_shipped_ensemble(tiny_policy: Path) -> None:
+    from server.__main__ import parser, settings_from
+    from server.app import DEFAULT_GREEDY_POLICY, DEFAULT_POLICY
+
+    default = settings_from(parser().parse_args([]))
+    assert (default.policy_path, default.greedy_policy_path) == (DEFAULT_POLICY, DEFAULT_GREEDY_POLICY)
+    assert DEFAULT_GREEDY_POLICY.is_file()
+    relative = settings_from(parser().parse_args(["--policy", "server/policies/default.onnx"]))  # as compose says it
+    assert relative.greedy_policy_path == DEFAULT_GREEDY_POLICY
+    own = settings_from(parser().parse_args(["--policy", str(tiny_policy)]))
+    assert own.greedy_policy_path is None  # another policy plans greedily with itself unless told
+    told = settings_from(parser().parse_args(["--policy", str(tiny_policy), "--greedy-policy", str(tiny_policy)]))
+    assert told.greedy_policy_path == tiny_policy
+    with patch.dict(os.environ, told.to_env()):
+        assert Settings.from_env() == told  # how worker processes get them
+
+    with TestClient(create_app(DEFAULT_POLICY, replace(default, search_rollouts=2, warm_up=False))) as client:
+        version = client.get("/version").json()
+        assert version["policy"]["name"].startswith("default.onnx@")
+        assert version["greedy_policy"]["name"].startswith("ensemble.onnx@")
+        assert len(version["greedy_policy"]["model_config"]) == 2
+        answer = client.post("/plan", json=with_options(ROUTE, mode="greedy"))
+        assert answer.status_code == 200 and answer.json()["policy"].startswith("ensemble.onnx@")
