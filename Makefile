@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench serve bridge train ship mod clean
+.PHONY: install test lint bench serve bridge train ship experiment mod clean
 
 install: $(STAMP)
 
@@ -41,6 +41,14 @@ train: install
 	$(PY) -m training.export runs/$(RUN)-ppo/checkpoints/best.pt -o runs/$(RUN)-ppo/policy.onnx
 	$(PY) -m training.evaluate --policy runs/$(RUN)-ppo/policy.onnx --compare-expert \
 		--markdown runs/$(RUN)-ppo/evaluation.md --png runs/$(RUN)-ppo/evaluation.png
+
+# An experiment over seeds (runs/<its name>/); compare two with
+# `python -m training.experiment compare runs/A runs/B --log docs/EXPERIMENTS.md`.
+EXP ?= experiments/bench.yaml
+SEEDS ?= 3
+JOBS ?= 2
+experiment: install
+	$(PY) -m training.experiment run $(EXP) --seeds $(SEEDS) --jobs $(JOBS)
 
 # The mod as the game installs it: dist/factorion_<version>.zip (no venv needed).
 mod:

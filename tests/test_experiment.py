@@ -110,6 +110,9 @@ def test_a_stage_config_is_defaults_then_its_file_then_its_fields_then_the_flags
         ({"stages": [{"program": "ppo"}, {"program": "ppo"}]}, [], "stage name 'ppo' is taken"),
         ({"stages": [{"program": "ppo"}], "seeds": 3}, [], "unknown fields ['seeds']"),
         ({"stages": [{"program": "ppo"}]}, ["sft.steps=3"], "--set names no stage"),
+        ({"stages": [{"program": "ppo", "set": [1]}]}, [], "`set` must map fields to values"),
+        ({"stages": [{"program": "ppo"}], "evaluate": 20}, [], "`evaluate` must map fields to values"),
+        ({"stages": [{"program": "ppo"}], "evaluate": {"episodes": 2}}, [], "evaluate: unknown fields"),
     ],
 )
 def test_a_malformed_experiment_is_refused_by_name(

@@ -147,6 +147,8 @@ def resolve(path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str,
         init = stage.get("init")
         if init in ("previous", "previous:latest") and i == 0:
             raise ExperimentError(f"{where}: the first stage has no previous stage to start from")
+        if not isinstance(stage.get("set") or {}, dict):
+            raise ExperimentError(f"{where}: `set` must map fields to values")
         config = _config_class(program)()
         try:
             if stage.get("config") is not None:
@@ -157,6 +159,8 @@ def resolve(path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str,
             raise ExperimentError(str(error)) from None
         fields = {k: v for k, v in plain(config).items() if k not in EXECUTION_FIELDS}
         resolved[name] = {"program": program, "init": None if init is None else str(init), **fields}
+    if not isinstance(spec.get("evaluate") or {}, dict):
+        raise ExperimentError(f"{path}: `evaluate` must map fields to values")
     evaluate = {**EVALUATE_DEFAULTS, **(spec.get("evaluate") or {}), **overrides.pop("evaluate", {})}
     unknown = sorted(set(evaluate) - set(EVALUATE_DEFAULTS))
     if unknown:
