@@ -45,7 +45,7 @@ from shared_schema.world import World
 from training.config import check_lessons
 from training.env.core import place, reasons
 from training.env.masks import rollout_masks
-from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS, Lesson, generate
+from training.lessons import EVALUATION_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS, Lesson, generate
 from training.lessons.base import MAX_SIZE, MIN_SIZE
 from training.onnx_policy import HeadArrays, choose, expansions
 from training.sim import power_mean_score, sink_rates_batch
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # an unknown name or a file that is not a policy
         parser.error(str(error))
     validating = args.seed_set == "validation"
-    pool = VALIDATION_SEEDS if validating else HELD_OUT_SEEDS[: len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)]
+    pool = VALIDATION_SEEDS if validating else EVALUATION_SEEDS
     if not 1 <= args.seeds <= len(pool):
         why = "validation seeds" if validating else "the rest validate training"
         parser.error(f"--seeds must be 1 to {len(pool)} ({why})")

@@ -283,7 +283,7 @@ def run_seed(folder: Path, seed: int, threads: int, device: str) -> dict[str, An
 
     from training import ppo, sft
     from training.evaluate import evaluate, load_planner, markdown_table, ordered_kinds
-    from training.lessons import HELD_OUT_SEEDS, TRIAL_KINDS, VALIDATION_SEEDS
+    from training.lessons import EVALUATION_SEEDS, TRIAL_KINDS
 
     record = yaml.safe_load((folder / "experiment.yaml").read_text())
     seed_dir = seed_folder(folder, seed)
@@ -308,8 +308,7 @@ def run_seed(folder: Path, seed: int, threads: int, device: str) -> dict[str, An
     settings = record["evaluate"]
     # by default the kinds the last stage trained on (all of them where it drew every kind)
     kinds = settings["kinds"] or record["stages"][last]["kinds"] or ordered_kinds()
-    evaluation_seeds = HELD_OUT_SEEDS[: len(HELD_OUT_SEEDS) - len(VALIDATION_SEEDS)][: settings["seeds"]]
-    results = evaluate(load_planner(str(policy)), kinds, list(evaluation_seeds), settings["size"])
+    results = evaluate(load_planner(str(policy)), kinds, list(EVALUATION_SEEDS[: settings["seeds"]]), settings["size"])
     (seed_dir / "evaluation.md").write_text(markdown_table(str(policy), settings["size"], results))
     plain = [r for r in results if r.kind not in TRIAL_KINDS]
     trials = [r for r in results if r.kind in TRIAL_KINDS]

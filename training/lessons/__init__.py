@@ -17,6 +17,24 @@ from __future__ import annotations
 from training.lessons import sanity, routing, splitters, machines, trials  # noqa: F401
 
 # isort: on
-from training.lessons.base import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS, VALIDATION_SEEDS, Lesson, generate, register
+from training.lessons.base import (
+    EVALUATION_SEEDS,
+    HELD_OUT_SEEDS,
+    KINDS,
+    TRIAL_KINDS,
+    VALIDATION_SEEDS,
+    Lesson,
+    generate,
+    register,
+)
 
-__all__ = ["HELD_OUT_SEEDS", "KINDS", "TRIAL_KINDS", "VALIDATION_SEEDS", "Lesson", "generate", "register"]
+__all__ = [
+    "EVALUATION_SEEDS",
+    "HELD_OUT_SEEDS",
+    "KINDS",
+    "TRIAL_KINDS",
+    "VALIDATION_SEEDS",
+    "Lesson",
+    "generate",
+    "register",
+]

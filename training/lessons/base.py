@@ -16,6 +16,8 @@ HELD_OUT_SEEDS = range(1_000_000_000, 1_000_100_000)
 # The last 1,000 of them: training's validation picks its best checkpoint on these, so the
 # checkpoint is never chosen on the seeds it is then evaluated on.
 VALIDATION_SEEDS = HELD_OUT_SEEDS[-1_000:]
+# The rest: what evaluation scores.
+EVALUATION_SEEDS = HELD_OUT_SEEDS[: -len(VALIDATION_SEEDS)]
 
 
 @dataclass(frozen=True)
