@@ -289,6 +289,7 @@ def run_seed(folder: Path, seed: int, threads: int, device: str) -> dict[str, An
     seed_dir = seed_folder(folder, seed)
     seed_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
+    code = git_state()  # the code the seed runs: taken now, as the tree may change while it trains
     started = time.perf_counter()
     metrics: dict[str, float] = {}
     last = ""
@@ -321,7 +322,7 @@ def run_seed(folder: Path, seed: int, threads: int, device: str) -> dict[str, An
         "seed": seed,
         "policy": str(policy),
         "minutes": (time.perf_counter() - started) / 60,
-        **git_state(),
+        **code,
         "metrics": metrics,
     }
     (seed_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
