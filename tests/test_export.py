@@ -127,9 +127,7 @@ def test_cli_exports_a_checkpoint_that_loads_on_the_cpu(tmp_path: Path) -> None:
     assert done.stdout.split() == ["8", "(1,", "65)"]
 
 
-@pytest.mark.parametrize(
-    "config", [TINY, ModelConfig(), ModelConfig(separable=True)], ids=["tiny", "default", "separable"]
-)
+@pytest.mark.parametrize("config", [TINY, ModelConfig()], ids=["tiny", "default"])
 def test_an_export_loads_back_as_the_policy_it_came_from(tmp_path: Path, config: ModelConfig) -> None:
     torch.manual_seed(1)
     policy = Policy(config).eval()

@@ -56,7 +56,6 @@ class ModelConfig:
     recipes: int = 0  # recipe ids (0: the catalog's)
     pool: int = 2  # attention runs over pool x pool blocks of tiles (1: every tile its own token)
     hints: bool = True  # read the distance hints (`training.hints`), the recipe hint and roles (`_RecipeHint`)
-    separable: bool = False  # each 3x3 convolution depthwise, then a pointwise 1x1 (7x fewer multiply-adds)
 
     def resolved(self) -> ModelConfig:
         catalog = load_catalog()
@@ -233,21 +232,14 @@ class _Block(nn.Module):
     with dilations 1, 2, 4, ... sees far along a row (an underground's exit lies up to
     five tiles past its entrance) at the cost of plain convolutions."""
 
-    def __init__(self, width: int, dilation: int = 1, separable: bool = False) -> None:
+    def __init__(self, width: int, dilation: int = 1) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(width, dilation, separable)
-        self.conv2 = _conv3x3(width, 1, separable)
+        self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
         self.norm = nn.GroupNorm(1, width)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.conv2(F.gelu(self.conv1(F.gelu(self.norm(x)))))
-
-
-def _conv3x3(width: int, dilation: int, separable: bool) -> nn.Module:
-    if not separable:
-        return nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
-    depthwise = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation, groups=width)
-    return nn.Sequential(depthwise, nn.Conv2d(width, width, 1))
 
 
 class _Attention(nn.Module):
@@ -290,7 +282,7 @@ class Policy(nn.Module):
         self.recipe_hint = _RecipeHint(config.items, config.recipes) if config.hints else None
         self.roles = nn.Linear(ROLES, d) if config.hints else None  # `_RecipeHint`'s item roles
         dilations = [2**i if config.dilate else 1 for i in range(config.conv_blocks)]
-        self.blocks = nn.Sequential(*(_Block(d, dilation, config.separable) for dilation in dilations))
+        self.blocks = nn.Sequential(*(_Block(d, dilation) for dilation in dilations))
         self.attention = nn.Sequential(*(_Attention(d, config.heads) for _ in range(config.attention_layers)))
         self.norm = nn.LayerNorm(d)
         self.tile_head = nn.Linear(d, 1)
