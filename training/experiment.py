@@ -197,8 +197,17 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
     """What must match between two sets for their difference to be the declared change:
-    every stage's resolved configuration and the evaluation, as dotted keys."""
-    return {**flatten(record["stages"]), **flatten({"evaluate": record["evaluate"]})}
+    every stage's resolved configuration and the evaluation, as dotted keys. A field its
+    program has gained since the set ran reads as that field's default, which is how it
+    ran (a new field's default keeps the old behaviour)."""
+    flat = {**flatten(record["stages"]), **flatten({"evaluate": record["evaluate"]})}
+    for stage, spec in record["stages"].items():
+        defaults = flatten(
+            {k: v for k, v in plain(_config_class(spec["program"])()).items() if k not in EXECUTION_FIELDS}
+        )
+        for key, value in defaults.items():
+            flat.setdefault(f"{stage}.{key}", value)
+    return flat
 
 
 def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -581,6 +590,21 @@ def _p(value: float) -> str:
     return "n/a" if math.isnan(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
 
 
+def _p_is(value: float) -> str:
+    """'p < 0.001' or 'p = 0.042', for prose."""
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _mean_std(values: np.ndarray) -> str:
+    """mean ± std, both to the mean's precision."""
+    if not len(values):
+        return "n/a"
+    mean, std = float(values.mean()), _std(values)
+    digits = 1 if abs(mean) >= 100 else 3
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def markdown(comparison: Comparison) -> str:
     """The comparison table, the verdict on the primary metric, and the per-seed table."""
     base, cand = comparison.baseline, comparison.candidate
@@ -593,13 +617,12 @@ def markdown(comparison: Comparison) -> str:
         change = _percent(m.change)
         name = f"**{m.metric}** (primary)" if m.metric == comparison.primary else m.metric
         lines.append(
-            f"| {name} | {_number(m.baseline.mean())} ± {_number(_std(m.baseline))} | "
-            f"{_number(m.candidate.mean())} ± {_number(_std(m.candidate))} | {change} | {_p(m.test.p)} | {m.verdict} |"
+            f"| {name} | {_mean_std(m.baseline)} | {_mean_std(m.candidate)} | {change} | {_p(m.test.p)} | {m.verdict} |"
         )
     primary = comparison.metrics[0]
     lines += [
         "",
-        f"Verdict on {primary.metric} at alpha {comparison.alpha}: **{primary.verdict}** (p = {_p(primary.test.p)}).",
+        f"Verdict on {primary.metric} at alpha {comparison.alpha}: **{primary.verdict}** ({_p_is(primary.test.p)}).",
         "",
     ]
     lines += [f"| seed | {base.name}: {primary.metric} | {cand.name}: {primary.metric} |", "| ---: | ---: | ---: |"]
@@ -687,7 +710,7 @@ def log_entry(comparison: Comparison, command: Sequence[str]) -> str:
         f"- Change: {cand.record.get('change') or '(none given)'}",
         f"- Keys that differ: {comparison.differences or 'none (a change of code)'}",
         f"- Primary metric: {primary.metric}; verdict at alpha {comparison.alpha}: **{primary.verdict}** "
-        f"(p = {_p(primary.test.p)}, change {_percent(primary.change)})",
+        f"({_p_is(primary.test.p)}, change {_percent(primary.change)})",
         f"- Commits: {base.name} {', '.join(base.commits)}; {cand.name} {', '.join(cand.commits)}",
         "",
         "```",
@@ -722,7 +745,7 @@ def _print_set(folder: Path, primary: str) -> None:
         shown = {k: v for k, v in summary["metrics"].items() if k.startswith(("eval/", "speed/")) or k == primary}
         print(json.dumps({"set": s.name, "seed": seed, "minutes": round(summary["minutes"], 2), **shown}))
     values = s.values(primary)
-    print(f"{s.name}: {len(s.seeds)} seeds, {primary} {_number(float(np.nanmean(values)))} ± {_number(_std(values))}")
+    print(f"{s.name}: {len(s.seeds)} seeds, {primary} {_mean_std(values[~np.isnan(values)])}")
 
 
 def main(argv: Iterable[str] | None = None) -> int:
