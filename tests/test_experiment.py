@@ -262,3 +262,17 @@ def test_an_unfinished_seed_is_refused_rather_than_overwritten(
     assert "seed-1 holds an unfinished run of seed 1" in capsys.readouterr().err
     assert (folder / "seed-1" / "ppo" / "config.yaml").read_text() == "kept: true\n"
     np.testing.assert_equal(sorted(p.name for p in folder.iterdir()), ["experiment.yaml", "seed-1"])
+
+
+def test_a_field_added_since_a_set_ran_counts_as_its_default(tmp_path: Path) -> None:
+    old = fake_set(tmp_path / "old", with_sft(tmp_path), [0.5, 0.6])
+    saved = yaml.safe_load((old / "experiment.yaml").read_text())
+    del saved["stages"]["ppo"]["clip"]  # as if PPOConfig had no `clip` field when it ran
+    (old / "experiment.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    new = fake_set(tmp_path / "new", with_sft(tmp_path), [0.6, 0.7], commit="def")
+    assert compare(load_set(old), load_set(new)).differences == ""
+    other = fake_set(tmp_path / "other", with_sft(tmp_path), [0.6, 0.7], commit="def")
+    saved["stages"]["ppo"]["clip"] = 0.3  # a real difference is still one
+    (other / "experiment.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    with pytest.raises(ExperimentError, match=r"ppo.clip \(0.2 -> 0.3\)"):
+        compare(load_set(new), load_set(other))
