@@ -447,7 +447,10 @@ class ExperimentSet:
 
     @property
     def commits(self) -> list[str]:
-        return sorted({f"{s.get('commit')}{' (dirty)' if s.get('dirty') else ''}" for s in self.seeds.values()})
+        """The commits its seeds ran at (12 digits), marked where the tree was dirty."""
+        return sorted(
+            {f"{str(s.get('commit'))[:12]}{' (dirty)' if s.get('dirty') else ''}" for s in self.seeds.values()}
+        )
 
     def values(self, metric: str) -> np.ndarray:
         return np.array([s["metrics"].get(metric, math.nan) for _, s in sorted(self.seeds.items())], dtype=float)
