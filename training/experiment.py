@@ -81,6 +81,7 @@ EXECUTION_FIELDS = frozenset(
 EXPERIMENT_FIELDS = ("name", "hypothesis", "change", "changes", "primary", "minimize", "stages", "evaluate")
 STAGE_FIELDS = ("name", "program", "config", "set", "init")
 EVALUATE_DEFAULTS: dict[str, Any] = {"seeds": 20, "kinds": None, "size": None}
+# speed/steps_per_s: the last stage's env steps (PPO) or samples (pre-training) per second
 STANDARD_METRICS = ("eval/mean_score", "eval/trial_score", "speed/steps_per_s")
 CURVE_METRIC = "val/mean_score"  # drawn per stage when the primary metric is not a stage's own
 
@@ -553,7 +554,10 @@ def compare(baseline: ExperimentSet, candidate: ExperimentSet, alpha: float = 0.
     primary = str(candidate.record.get("primary", "eval/mean_score"))
     minimize = bool(candidate.record.get("minimize", False))
     comparison = Comparison(baseline, candidate, alpha, primary, differences=describe(differences, a, b, 50))
+    last_programs = {list(s.record["stages"].values())[-1]["program"] for s in (baseline, candidate)}
     for metric in _metrics(primary, baseline, candidate):
+        if metric == "speed/steps_per_s" and len(last_programs) > 1:
+            continue  # PPO's env steps and pre-training's samples per second are not one measure
         x, y = baseline.values(metric), candidate.values(metric)
         x, y = x[~np.isnan(x)], y[~np.isnan(y)]
         if metric == primary and (not len(x) or not len(y)):
