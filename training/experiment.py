@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import yaml
@@ -158,8 +158,7 @@ def resolve(path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str,
             config = lay_over(config, overrides.pop(name, {}), f"--set {name}")
         except ConfigError as error:
             raise ExperimentError(str(error)) from None
-        fields = {k: v for k, v in plain(config).items() if k not in EXECUTION_FIELDS}
-        resolved[name] = {"program": program, "init": None if init is None else str(init), **fields}
+        resolved[name] = {"program": program, "init": None if init is None else str(init), **_learning(config)}
     if not isinstance(spec.get("evaluate") or {}, dict):
         raise ExperimentError(f"{path}: `evaluate` must map fields to values")
     evaluate = {**EVALUATE_DEFAULTS, **(spec.get("evaluate") or {}), **overrides.pop("evaluate", {})}
@@ -185,6 +184,11 @@ def resolve(path: Path, overrides: Mapping[str, Any] | None = None) -> dict[str,
     }
 
 
+def _learning(config: Any) -> dict[str, Any]:
+    """A stage config's fields that say what it learns (not `EXECUTION_FIELDS`), as plain values."""
+    return {k: v for k, v in plain(config).items() if k not in EXECUTION_FIELDS}
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mappings as one mapping of dotted keys (ppo.model.width)."""
     flat: dict[str, Any] = {}
@@ -203,10 +207,7 @@ def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
     ran (a new field's default keeps the old behaviour)."""
     flat = {**flatten(record["stages"]), **flatten({"evaluate": record["evaluate"]})}
     for stage, spec in record["stages"].items():
-        defaults = flatten(
-            {k: v for k, v in plain(_config_class(spec["program"])()).items() if k not in EXECUTION_FIELDS}
-        )
-        for key, value in defaults.items():
+        for key, value in flatten(_learning(_config_class(spec["program"])())).items():
             flat.setdefault(f"{stage}.{key}", value)
     return flat
 
@@ -397,7 +398,7 @@ def run_set(folder: Path, seeds: Sequence[int], jobs: int) -> list[int]:
     threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared out, GPUs or not
     units = len(record["stages"]) + 1
     failed: list[int] = []
-    running: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # slot -> (seed, process)
+    running: dict[int, tuple[int, subprocess.Popen[bytes], IO[bytes]]] = {}  # slot -> (seed, process, its log)
     queue = list(todo)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
     with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn()) as bar:
@@ -409,14 +410,15 @@ def run_set(folder: Path, seeds: Sequence[int], jobs: int) -> list[int]:
                     if slot not in running and queue:
                         seed = queue.pop(0)
                         seed_folder(folder, seed).mkdir(parents=True, exist_ok=True)
-                        log = (seed_folder(folder, seed) / "log.txt").open("wb")
+                        log: IO[bytes] = (seed_folder(folder, seed) / "log.txt").open("wb")
                         command = [sys.executable, "-m", "training.experiment", "_seed", str(folder), str(seed)]
                         command += ["--threads", str(threads), "--device", devices[slot]]
-                        running[slot] = (seed, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+                        running[slot] = (seed, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
                         bar.update(tasks[seed], visible=True)
-                for slot, (seed, process) in list(running.items()):
+                for slot, (seed, process, log) in list(running.items()):
                     if process.poll() is not None:
                         del running[slot]
+                        log.close()
                         if process.returncode != 0:
                             failed.append(seed)
                             tail = (seed_folder(folder, seed) / "log.txt").read_text(errors="replace").splitlines()[-5:]
@@ -427,8 +429,9 @@ def run_set(folder: Path, seeds: Sequence[int], jobs: int) -> list[int]:
                 bar.update(whole, completed=sum(done.values()))
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            for _, process in running.values():
+            for _, process, log in running.values():
                 process.terminate()
+                log.close()
             raise
     return failed
 
