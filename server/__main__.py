@@ -59,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
         help="onnxruntime threads per worker (default 1: requests already run side by side on the thread pool)",
     )
     p.add_argument(
+        "--concurrent-plans",
+        type=_positive,
+        help="plans run at once per worker; the rest wait in line, first come first served "
+        "(default: one per core the process may use)",
+    )
+    p.add_argument(
         "--search-rollouts",
         type=_positive,
         default=DEFAULT_SEARCH_ROLLOUTS,
@@ -90,6 +96,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         search_rollouts=args.search_rollouts,
         search_beam=args.search_beam,
         onnx_threads=args.threads,
+        concurrent_plans=args.concurrent_plans,
         compare_expert=not args.no_expert,
     )
 

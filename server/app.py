@@ -52,6 +52,7 @@ class Settings:
     search_rollouts: int = DEFAULT_SEARCH_ROLLOUTS  # sampled rollouts in search mode, besides the greedy one
     search_beam: int = DEFAULT_SEARCH_BEAM  # width of the beam search in search mode (0: none)
     onnx_threads: int | None = None  # onnxruntime intra-op threads per worker (None: its default)
+    concurrent_plans: int | None = None  # plans run at once per worker, the rest wait in line (None: one per core)
     compare_expert: bool = True  # also run the expert on every request and report its score
     warm_up: bool = True  # plan a small task at start so the first request does not pay for loading kernels
 
@@ -243,6 +244,7 @@ def create_app(
                 search_beam=settings.search_beam,
                 compare_expert=settings.compare_expert,
                 greedy_path=settings.greedy_policy_path,
+                concurrent_plans=settings.concurrent_plans,
             )
             log.info("loaded policy %s from %s", state.planner.name, settings.policy_path)
             if state.planner.greedy_policy is not state.planner.policy:

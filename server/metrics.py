@@ -10,6 +10,8 @@ Every metric is defined here, one line each (the names are fixed; dashboards rea
 - `factorion_plan_score{mode}`: the score of every plan answered, in [0, 1] (histogram).
 - `factorion_plan_expert_score{mode}`: the expert's score on the same requests (histogram).
 - `factorion_plan_seconds{mode}`: planning time of every plan answered, s (histogram).
+- `factorion_plan_queue_seconds{mode}`: how long each plan answered waited for a free slot
+  (`--concurrent-plans`) before planning began, s (histogram; part of `plan_seconds`).
 - `factorion_plan_candidates{mode}`: layouts scored in the mimic per plan (histogram).
 - `factorion_plan_budget_hits_total{mode}`: plans whose search the time budget cut short.
 - `factorion_policy_ready`: 1 once the policy is loaded and warmed up, else 0.
@@ -55,6 +57,10 @@ class Metrics:
         self.plan_seconds = Histogram(
             "factorion_plan_seconds", "Planning time per plan, s", ("mode",), buckets=LATENCY_BUCKETS, registry=r
         )
+        self.queue_seconds = Histogram(
+            "factorion_plan_queue_seconds", "Wait for a free planning slot per plan, s", ("mode",),
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.candidates = Histogram(
             "factorion_plan_candidates", "Layouts scored per plan", ("mode",), buckets=CANDIDATE_BUCKETS, registry=r
         )
@@ -69,6 +75,7 @@ class Metrics:
         if response.expert_score is not None:
             self.expert_score.labels(mode).observe(response.expert_score)
         self.plan_seconds.labels(mode).observe(response.timings_ms.get("total", 0.0) / 1000)
+        self.queue_seconds.labels(mode).observe(response.timings_ms.get("queue", 0.0) / 1000)
         self.candidates.labels(mode).observe(plan.candidates)
         if plan.budget_hit:
             self.budget_hits.labels(mode).inc()

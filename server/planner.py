@@ -16,8 +16,10 @@ twice the cost of one rollout, which a search of many rollouts could not afford)
    - `search`: the greedy rollout, then the policy's: the layouts of a beam search of width `search_beam`
      (`training.evaluate.beam_rollout`), then `search_rollouts` sampled rollouts in batches of
      `SEARCH_BATCH`, batch j drawing from its own stream seeded by (seed, j). The
-     time budget only stops the search early, between batches or steps, as a safety
-     limit (`finish_reserve` before it runs out, so the answer is out in time): the
+     time budget (from the request's arrival, so the wait at the planner's gate counts)
+     only stops the search early, between batches or steps, as a safety limit
+     (`FINISH_RESERVE_S` before it runs out, so the answer is out in time; sooner when
+     others wait at the gate, `Planner._share`): the
      answer depends on the request and seed alone whenever the budget is not hit (a
      budget hit is counted in `Plan.budget_hit`);
    - `expert`: the expert's layout.
@@ -43,7 +45,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,17 +77,9 @@ DEFAULT_SEARCH_BEAM = 4  # width of the beam search run before the sampled rollo
 EXPERT_NAME = "expert"
 # what the search leaves of the time budget for the step in flight when its deadline passes
 # and for scoring, verifying and encoding the answer (about 15 ms and 20 ms at 11x11 on a quiet
-# host; 75 ms left p99 too close to the budget on a busy one), when
-# the plan has a core to itself (`finish_reserve`)
+# host; 75 ms left p99 too close to the budget on a busy one); plans never share a core
+# (`Planner`'s gate), so this holds under any load
 FINISH_RESERVE_S = 0.1
-
-
-def finish_reserve(plans_in_flight: int, cores: int) -> float:
-    """Seconds the search leaves of its budget: `FINISH_RESERVE_S`, times the plans per core
-    when more plans than cores run at once, since they share the cores and each finishes
-    that much slower (with 4 plans on 2 cores, 75 ms left search answers overran a 1 s
-    budget at p99)."""
-    return FINISH_RESERVE_S * max(1.0, plans_in_flight / max(cores, 1))
 
 
 class PolicyLoadError(Exception):
@@ -254,10 +250,51 @@ def _providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+class FifoGate:
+    """At most `slots` holders at once, let in strictly in the order they came
+    (`threading.Semaphore` lets a newcomer overtake the threads already waiting: under
+    load some plans waited 9 s while others went straight through)."""
+
+    def __init__(self, slots: int) -> None:
+        self._lock = threading.Lock()
+        self._free = slots
+        self._waiting: deque[threading.Event] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Threads waiting for a slot now."""
+        return len(self._waiting)
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            turn = None if self._free and not self._waiting else threading.Event()
+            if turn is None:
+                self._free -= 1
+            else:
+                self._waiting.append(turn)
+        if turn is not None:
+            turn.wait()  # the slot is handed over by the holder that leaves
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().set()
+                else:
+                    self._free += 1
+
+
 class Planner:
     """An ONNX policy and the search around it. Thread-safe: `plan` keeps no state
-    between calls but a count of the plans running (onnxruntime sessions may run
-    concurrently)."""
+    between calls (onnxruntime sessions may run concurrently).
+
+    At most `concurrent_plans` plans run at once (default: one per core the process may
+    use); the others wait at a first-come, first-served gate. Plans that share a core
+    each run slower and unevenly (16 on 2 cores: some rollouts took 1.3 s where one
+    alone takes 40 ms), so a search could not keep its deadline; waiting in line, a
+    plan runs at full speed, and its wait counts against its time budget (the `queue`
+    timing), so a search that waited long searches less."""
 
     def __init__(
         self,
@@ -268,6 +305,7 @@ class Planner:
         search_beam: int = DEFAULT_SEARCH_BEAM,
         compare_expert: bool = True,
         greedy_path: Path | str | None = None,
+        concurrent_plans: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.search_rollouts, self.search_beam = search_rollouts, search_beam
@@ -278,9 +316,10 @@ class Planner:
         same = self.greedy_path.resolve() == self.path.resolve()
         self.greedy_policy = self.policy if same else _open(self.greedy_path, threads)
         self.greedy_name = self.name if same else _name(self.greedy_path)
-        self._lock = threading.Lock()
-        self._in_flight = 0  # plans running now (`finish_reserve`)
-        self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if concurrent_plans is not None and concurrent_plans < 1:
+            raise ValueError(f"concurrent_plans must be at least 1, not {concurrent_plans}")
+        self.concurrent_plans = concurrent_plans or usable_cores()
+        self._gate = FifoGate(self.concurrent_plans)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -300,22 +339,18 @@ class Planner:
         for mode in ("greedy", "search", "expert"):
             self.plan(request.model_copy(update={"options": request.options.model_copy(update={"mode": mode})}))
 
-    def plan(self, request: PlanRequest) -> Plan:
+    def plan(self, request: PlanRequest, arrived: float | None = None) -> Plan:
         """The best layout for `request` (see the module docstring); PlanInputError if
-        the request cannot be satisfied."""
-        with self._lock:
-            self._in_flight += 1
-            in_flight = self._in_flight
-        try:
-            return self._plan(request, finish_reserve(in_flight, self._cores))
-        finally:
-            with self._lock:
-                self._in_flight -= 1
+        the request cannot be satisfied. `arrived` (a `time.perf_counter()` reading,
+        default now) is when the time budget started."""
+        clock = _Clock() if arrived is None else _Clock(start=arrived)
+        with self._gate():
+            clock.lap("queue")
+            return self._plan(request, clock)
 
-    def _plan(self, request: PlanRequest, reserve: float) -> Plan:
+    def _plan(self, request: PlanRequest, clock: _Clock) -> Plan:
         options = request.options
-        clock = _Clock()
-        deadline = clock.start + options.time_budget_s - reserve
+        deadline = clock.start + options.time_budget_s - FINISH_RESERVE_S
         task, best = prepare(request)
         clock.lap("validate")
 
@@ -363,6 +398,13 @@ class Planner:
         response.timings_ms = clock.total()
         return Plan(response, candidates=len(candidates), budget_hit=budget_hit)
 
+    def _share(self, deadline: float) -> float:
+        """The search's deadline when others wait at the gate: its remaining time over
+        1 + waiting / slots, so a long line is not held up by full-length searches ahead
+        of it (which left the last in line its whole budget spent waiting)."""
+        now = time.perf_counter()
+        return now + max(0.0, deadline - now) / (1 + self._gate.waiting / self.concurrent_plans)
+
     def _candidates(self, task: World, mode: str, seed: int, deadline: float) -> tuple[np.ndarray, bool]:
         """The greedy policy's rollout first (always run in full), then in search mode the
         policy's beam search and sampled batches in order until they are done or the
@@ -371,6 +413,7 @@ class Planner:
         assert greedy is not None  # no deadline: it always finishes
         found = [greedy]
         if mode == "search":
+            deadline = self._share(deadline)
             if self.search_beam:
                 beamed = beam_rollout(self.policy.heads, task.data, self.search_beam, deadline=deadline)
                 if beamed is None:
@@ -385,6 +428,11 @@ class Planner:
                     return np.concatenate(found), True
                 found.append(batch)
         return np.concatenate(found), False
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _name(path: Path) -> str:

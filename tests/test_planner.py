@@ -3,6 +3,8 @@ policy, the checks a request must pass, and a policy file it refuses to load."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +13,10 @@ import onnx
 import pytest
 
 from server.planner import (
-    FINISH_RESERVE_S,
+    FifoGate,
     PlanInputError,
     Planner,
     PolicyLoadError,
-    finish_reserve,
     prepare,
     prune,
     replay,
@@ -128,15 +129,79 @@ def test_the_time_budget_cuts_the_search_but_the_answer_stays_legal(planner: Pla
     assert_verified(request, plan.response)
 
 
-def test_the_search_leaves_more_of_its_budget_when_plans_share_the_cores(planner: Planner) -> None:
-    assert finish_reserve(1, 2) == finish_reserve(2, 2) == FINISH_RESERVE_S  # a core each: the plain reserve
-    assert finish_reserve(4, 2) == 2 * FINISH_RESERVE_S  # two plans per core finish half as fast
-    assert finish_reserve(3, 0) == 3 * FINISH_RESERVE_S  # an unknown core count counts as one
-    # the count of plans running goes back down, also after a refused request
+def test_the_gate_lets_plans_in_first_come_first_served_and_never_more_than_its_slots() -> None:
+    gate = FifoGate(2)
+    entered: list[int] = []
+    lock = threading.Lock()
+    holding, most = 0, 0
+
+    def hold(i: int) -> None:
+        nonlocal holding, most
+        with gate():
+            with lock:
+                entered.append(i)
+                holding += 1
+                most = max(most, holding)
+            time.sleep(0.01)
+            with lock:
+                holding -= 1
+
+    with gate(), gate():  # both slots taken: everyone below waits in line
+        threads = []
+        for i in range(6):
+            threads.append(threading.Thread(target=hold, args=(i,)))
+            threads[-1].start()
+            while gate.waiting < i + 1:  # in line before the next one comes
+                time.sleep(0.001)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert entered == list(range(6)) and most == 2 and gate.waiting == 0
+
+
+def test_a_slot_comes_back_when_its_plan_fails() -> None:
+    gate = FifoGate(1)
+    with pytest.raises(RuntimeError), gate():
+        raise RuntimeError("the plan failed")
+    with gate():  # would wait forever if the slot were lost
+        assert gate.waiting == 0
+
+
+def test_a_refused_request_does_not_keep_the_planners_only_slot(tiny_policy: Path) -> None:
+    planner = Planner(tiny_policy, threads=1, concurrent_plans=1)
     with pytest.raises(PlanInputError):
         planner.plan(_markers(["copper-plate"], ["iron-plate"]))
-    planner.plan(request_for(generate("one-belt", 1, 8).task, mode="greedy"))
-    assert planner._in_flight == 0
+    assert planner.plan(request_for(generate("one-belt", 1, 8).task, mode="greedy")).response.score >= 0
+    with pytest.raises(ValueError, match="concurrent_plans"):
+        Planner(tiny_policy, concurrent_plans=0)
+
+
+def test_time_spent_waiting_counts_against_the_search_budget(planner: Planner) -> None:
+    request = request_for(generate("machine", 2, 8).task, mode="search", time_budget_s=5)
+    plan = planner.plan(request, arrived=time.perf_counter() - 5)  # its budget went by in line
+    assert plan.budget_hit and plan.candidates == 1  # the greedy rollout alone, which always runs
+    assert plan.response.timings_ms["queue"] >= 5000
+    assert_verified(request, plan.response)
+
+
+def test_the_search_gives_way_to_plans_waiting_behind_it(tiny_policy: Path) -> None:
+    planner = Planner(tiny_policy, threads=1, concurrent_plans=1)
+    deadline = time.perf_counter() + 10
+    assert planner._share(deadline) == pytest.approx(deadline, abs=0.1)  # nobody waits: the whole budget
+    leave = threading.Event()
+
+    def wait_in_line() -> None:
+        with planner._gate():
+            leave.wait(10)
+
+    with planner._gate():
+        waiter = threading.Thread(target=wait_in_line)
+        waiter.start()
+        while planner._gate.waiting < 1:
+            time.sleep(0.001)
+        # one waiting for the one slot: half the time left
+        assert planner._share(deadline) - time.perf_counter() == pytest.approx(10 / 2, abs=0.1)
+    leave.set()
+    waiter.join(timeout=10)
 
 
 def test_sinks_answer_in_the_request_order() -> None:

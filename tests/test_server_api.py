@@ -213,6 +213,7 @@ def test_health_version_and_metrics(client: TestClient, tiny_policy: Path) -> No
     assert 'factorion_request_seconds_count{path="/plan"}' in text
     assert 'factorion_plan_score_count{mode="greedy"}' in text
     assert 'factorion_plan_candidates_count{mode="greedy"}' in text
+    assert 'factorion_plan_queue_seconds_count{mode="greedy"}' in text
     assert "factorion_policy_ready 1.0" in text
 
 
@@ -244,7 +245,12 @@ def test_a_missing_policy_fails_the_start(tmp_path: Path) -> None:
 
 def test_settings_travel_to_workers_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(
-        policy_path=Path("/x/p.onnx"), search_rollouts=5, search_beam=2, onnx_threads=2, compare_expert=False
+        policy_path=Path("/x/p.onnx"),
+        search_rollouts=5,
+        search_beam=2,
+        onnx_threads=2,
+        concurrent_plans=3,
+        compare_expert=False,
     )
     for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
@@ -353,6 +359,10 @@ def test_the_default_server_plans_greedily_with_the_shipped_ensemble(tiny_policy
     assert told.greedy_policy_path == tiny_policy
     with patch.dict(os.environ, told.to_env()):
         assert Settings.from_env() == told  # how worker processes get them
+    assert default.concurrent_plans is None  # the planner's own default: one per core
+    lined_up = settings_from(parser().parse_args(["--policy", str(tiny_policy), "--concurrent-plans", "3"]))
+    with TestClient(create_app(settings=replace(lined_up, warm_up=False))) as client:
+        assert client.app.state.factorion.planner.concurrent_plans == 3  # type: ignore[attr-defined]
 
     with TestClient(create_app(DEFAULT_POLICY, replace(default, search_rollouts=2, warm_up=False))) as client:
         version = client.get("/version").json()
