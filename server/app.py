@@ -278,12 +278,14 @@ def create_app(
         body: Annotated[PlanRequest, Body(openapi_examples=_examples())],
         planner: PlannerDep,
         state: StateDep,
+        request: Request,
     ) -> PlanResponse:
         """Fill the region so that what the sources supply reaches the sinks, at the best
         throughput found; every layout is verified in the mimic. The same request and
         seed give the same answer (in `search` mode: unless the time budget cut the
-        search short)."""
-        result = planner.plan(body)
+        search short). The time budget runs from the request's arrival, so time spent
+        waiting for a free planning slot counts."""
+        result = planner.plan(body, arrived=getattr(request.state, "arrived", None))
         state.metrics.observe_plan(body.options.mode, result)
         response = result.response
         log.info(

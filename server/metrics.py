@@ -86,7 +86,9 @@ class Metrics:
 
 
 class RequestMetrics:
-    """ASGI middleware counting every HTTP request and timing it, by path and status."""
+    """ASGI middleware counting every HTTP request and timing it, by path and status. It
+    also stamps the request's arrival (`request.state.arrived`, a `time.perf_counter()`
+    reading), from which a plan's time budget runs."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, paths: Iterable[str]) -> None:
         self.app, self.metrics, self.paths = app, metrics, frozenset(paths)
@@ -96,6 +98,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        scope.setdefault("state", {})["arrived"] = start
         status = 499  # no answer at all: the client went away first (nginx's code for it)
 
         async def record(message: Message) -> None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from server.app import BodyLimit, Settings, create_app
-from server.planner import PolicyLoadError
+from server.planner import Planner, PolicyLoadError
 from shared_schema.blueprint import blueprint_json
 from shared_schema.messages import PlanRequest, PlanResponse
 from tests.test_planner import assert_verified
@@ -86,6 +86,22 @@ def test_same_request_and_seed_same_answer(client: TestClient) -> None:
     first, second = (client.post("/plan", json=body).json() for _ in range(2))
     first.pop("timings_ms"), second.pop("timings_ms")
     assert first == second
+
+
+def test_the_time_budget_runs_from_the_requests_arrival(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    planner: Planner = client.app.state.factorion.planner  # type: ignore[attr-defined]
+    seen: list[float | None] = []
+    plan = planner.plan
+
+    def spy(request: PlanRequest, arrived: float | None = None) -> Any:
+        seen.append(arrived)
+        return plan(request, arrived)
+
+    monkeypatch.setattr(planner, "plan", spy)
+    before = time.perf_counter()
+    answer = client.post("/plan", json=with_options(ROUTE, mode="search", seed=1)).json()
+    assert seen and seen[0] is not None and before <= seen[0] <= time.perf_counter()
+    assert answer["timings_ms"]["queue"] >= 0  # the wait for a free slot, reported
 
 
 def test_the_docs_carry_a_worked_example(client: TestClient) -> None:
@@ -269,7 +285,7 @@ def _server(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_documents_the_options() -> None:
     done = _server("--help")
     assert done.returncode == 0
-    for option in ("--host", "--port", "--policy", "--workers", "--threads"):
+    for option in ("--host", "--port", "--policy", "--workers", "--threads", "--concurrent-plans"):
         assert option in done.stdout
     assert "127.0.0.1" in done.stdout and "8000" in done.stdout and "default.onnx" in done.stdout
 
