@@ -23,7 +23,7 @@ local fake = {
   players = {},
   surfaces = {},
   created = {}, -- every create_entity call that succeeded, in order
-  failed_creates = {}, -- every create_entity call the fake refused (occupied)
+  overlaps = {}, -- every entity created over another (the game allows it: can_place_entity is the check)
 }
 
 local function strict(name, t)
@@ -95,6 +95,9 @@ local PROTOS = {
   ["stone-furnace"] = { type = "furnace", size = { 2, 2 } },
   ["rock-big"] = { type = "simple-entity", size = { 2, 2 } },
   ["character"] = { type = "character", size = { 1, 1 }, no_collision = true },
+  -- what lies on the ground and does not stop building
+  ["iron-ore"] = { type = "resource", size = { 1, 1 }, no_collision = true },
+  ["item-on-ground"] = { type = "item-entity", size = { 1, 1 }, no_collision = true },
 }
 fake.PROTOS = PROTOS
 
@@ -108,6 +111,9 @@ local TYPE_KEYS = {
   ["underground-belt"] = set_of({ "type" }),
   ["assembling-machine"] = set_of({ "recipe", "recipe_quality" }),
 }
+-- the inner entity's parameters a ghost takes: an underground's type, but not a machine's
+-- recipe, which the game leaves unset on a ghost (LuaEntity::set_recipe sets it)
+local GHOST_INNER_TYPES = set_of({ "underground-belt" })
 
 local function read_position(what, position)
   if type(position) ~= "table" then
@@ -197,7 +203,8 @@ local function new_surface(name)
     for k in pairs(CREATE_KEYS) do
       allowed[k] = true
     end
-    for _, t in ipairs({ ghost and "entity-ghost" or "", proto.type }) do
+    local inner_type = (not ghost or GHOST_INNER_TYPES[proto.type]) and proto.type or ""
+    for _, t in ipairs({ ghost and "entity-ghost" or "", inner_type }) do
       for k in pairs(TYPE_KEYS[t] or {}) do
         allowed[k] = true
       end
@@ -216,8 +223,7 @@ local function new_surface(name)
     local dir = check_direction(what, proto, params.direction)
     local x1, y1, x2, y2 = footprint(what, proto, x, y, dir)
     if not proto.no_collision and not free(x1, y1, x2, y2) then
-      fake.failed_creates[#fake.failed_creates + 1] = { name = inner, x = x, y = y }
-      return nil
+      fake.overlaps[#fake.overlaps + 1] = { name = inner, x = x, y = y }
     end
     fake.next_unit = fake.next_unit + 1
     local entity = {
@@ -237,6 +243,21 @@ local function new_surface(name)
       last_user = params.player,
       undo_index = params.undo_index,
     }
+    if proto.type == "assembling-machine" then
+      function entity.set_recipe(recipe)
+        if not entity.valid then
+          error("LuaEntity was invalid", 2)
+        end
+        if recipe ~= nil and type(recipe) ~= "string" then
+          error("LuaEntity::set_recipe: recipe must be a name", 2)
+        end
+        entity.recipe = recipe
+        return {}
+      end
+      function entity.get_recipe()
+        return entity.recipe and { name = entity.recipe, valid = true } or nil
+      end
+    end
     function entity.destroy(opts)
       if not entity.valid then
         error("LuaEntity was invalid", 2)

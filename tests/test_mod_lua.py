@@ -208,6 +208,16 @@ def test_a_requested_plan_is_polled_as_a_plan_job(game: FakeFactorio) -> None:
     assert poll(game)[0]["job_id"] == job.job_id  # polled again until acknowledged
 
 
+def test_ore_and_items_on_the_ground_do_not_block_but_a_rock_does(game: FakeFactorio) -> None:
+    for x in range(2, 6):
+        game.create("iron-ore", x + 0.5, 0.5)  # a region on an ore field, as a mining outpost's
+    game.create("item-on-ground", 6.5, 0.5)
+    game.create("rock-big", 8, 1)  # covers tiles (7..8, 0..1)
+    mark(game, 0, 0, 10, 2)
+    blocked = sorted((t.x, t.y) for t in request(game).request.blocked)
+    assert blocked == [(7, 0), (7, 1), (8, 0), (8, 1)]
+
+
 def test_a_request_without_a_sink_or_region_is_not_queued(game: FakeFactorio) -> None:
     game.raise_event("factorion-request-plan", player_index=1)
     game.select_area(1, REGION, 0, 0, 4, 1)
@@ -279,7 +289,7 @@ def test_batches_and_ack_place_exactly_the_plan_as_ghosts(game: FakeFactorio) ->
     entities = game.entities()
     assert all(e["ghost"] and e["force"] == "player" for e in entities)
     assert [e["undo_index"] for e in entities] == [0] + [1] * (len(plan) - 1)
-    assert not len(game.fake.failed_creates)
+    assert not len(game.fake.overlaps)
     said = game.printed(1)[-1]
     assert "Sinks: iron-plate 15.00/s." in said and f"placed {len(plan)} ghosts" in said
 
@@ -518,7 +528,7 @@ def test_entities_invalidated_elsewhere_are_skipped_not_fatal(game: FakeFactorio
     game.create("transport-belt", 3.5, 0.5, 4)  # someone builds on a planned tile meanwhile
     game.run_until_idle()
     assert "skipped 1" in game.printed(1)[-1]
-    assert not len(game.fake.failed_creates)
+    assert not len(game.fake.overlaps)
 
 
 def test_the_fake_enforces_the_api(game: FakeFactorio) -> None:
@@ -534,7 +544,8 @@ def test_the_fake_enforces_the_api(game: FakeFactorio) -> None:
     with pytest.raises(Exception, match="does not exist"):
         lua.execute("return defines.events.on_player_selected_aera")
     assert game.create("stone-furnace", 1, 1) is not None
-    assert game.create("transport-belt", 0.5, 0.5) is None  # occupied
+    assert game.create("transport-belt", 0.5, 0.5) is not None  # over the furnace: the game lets a script do it
+    assert len(game.fake.overlaps) == 1
 
 
 def test_build_mod_zips_the_game_layout(tmp_path: Path) -> None:

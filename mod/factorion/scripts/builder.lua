@@ -62,7 +62,8 @@ local function place(build, surface, player, p)
     position = { x = p.position.x, y = p.position.y },
     direction = p.direction,
     force = build.force,
-    build_check_type = build.real and defines.build_check_type.script or defines.build_check_type.script_ghost,
+    -- the checks a player's own placing gets (the script ones let entities overlap)
+    build_check_type = build.real and defines.build_check_type.manual or defines.build_check_type.manual_ghost,
   }
   if not surface.can_place_entity(check) then
     return nil
@@ -80,7 +81,7 @@ local function place(build, surface, player, p)
   if p.type then
     params.type = p.type
   end
-  if p.recipe then
+  if p.recipe and build.real then
     params.recipe = p.recipe
   end
   if player then
@@ -88,7 +89,11 @@ local function place(build, surface, player, p)
     params.player = player
     params.undo_index = build.placed == 0 and 0 or 1
   end
-  return surface.create_entity(params)
+  local entity = surface.create_entity(params)
+  if entity and p.recipe and not build.real then
+    entity.set_recipe(p.recipe) -- a ghost leaves create_entity's recipe unset
+  end
+  return entity
 end
 
 local function finish(build, why)

@@ -1,7 +1,7 @@
 --- Factorion's constants: the one table every module reads (STYLE.md: mod constants in one Lua table).
 local config = {
   prefix = "factorion",
-  mod_version = "0.1.0", -- keep equal to info.json (tests check)
+  mod_version = "0.1.1", -- keep equal to info.json (tests check)
   protocol_version = 1, -- docs/BRIDGE.md; server/rcon_protocol.py PROTOCOL_VERSION
   schema_version = 1, -- shared_schema SCHEMA_VERSION of PlanJob / PlanResult
   max_region = 32, -- shared_schema.world.MAX_GRID
@@ -29,6 +29,22 @@ local config = {
     per_tick = "factorion-entities-per-tick", -- runtime-global int
     mode = "factorion-plan-mode", -- runtime-per-user string
     time_budget = "factorion-time-budget", -- runtime-per-user double
+  },
+
+  --- Entity types found in a region that do not stop a player building there (ore, what
+  --- lies on the ground, what passes through): they do not block tiles of a request.
+  not_blocking = {
+    ["character"] = true,
+    ["resource"] = true,
+    ["corpse"] = true,
+    ["character-corpse"] = true,
+    ["item-entity"] = true,
+    ["fire"] = true,
+    ["sticker"] = true,
+    ["projectile"] = true,
+    ["highlight-box"] = true,
+    ["deconstructible-tile-proxy"] = true,
+    ["tile-ghost"] = true,
   },
 
   facings = { "north", "east", "south", "west" },

@@ -55,13 +55,14 @@ function jobs.planned_keys(plan_ids)
   return keys
 end
 
---- Tiles of `box` taken by something other than the listed entities (keys) and
---- characters: "x,y" -> the entity's name.
+--- Tiles of `box` taken by something other than the listed entities (keys) and what
+--- does not stop building (config.not_blocking: ore, items on the ground, characters):
+--- "x,y" -> the entity's name.
 function jobs.occupied(surface, box, ignore)
   local taken = {}
   local found = surface.find_entities_filtered({ area = { { box[1], box[2] }, { box[3], box[4] } } })
   for _, entity in ipairs(found) do
-    if entity.valid and entity.type ~= "character" and not ignore[util.entity_key(entity)] then
+    if entity.valid and not config.not_blocking[entity.type] and not ignore[util.entity_key(entity)] then
       local x1, y1, x2, y2 = util.tile_bounds(entity.bounding_box)
       for y = math.max(y1, box[2]), math.min(y2, box[4]) - 1 do
         for x = math.max(x1, box[1]), math.min(x2, box[3]) - 1 do
