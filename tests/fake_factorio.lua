@@ -23,6 +23,7 @@ local fake = {
   players = {},
   surfaces = {},
   created = {}, -- every create_entity call that succeeded, in order
+  removals = {}, -- every entity destroyed: {name, player (index), undo_index}
   overlaps = {}, -- every entity created over another (the game allows it: can_place_entity is the check)
 }
 
@@ -264,7 +265,15 @@ local function new_surface(name)
       end
       if opts ~= nil then
         check_keys("LuaEntity::destroy", opts, set_of({ "do_cliff_correction", "raise_destroy", "player", "undo_index" }))
+        if opts.undo_index ~= nil and opts.player == nil then
+          error("LuaEntity::destroy: undo_index needs player", 2)
+        end
       end
+      fake.removals[#fake.removals + 1] = {
+        name = entity.ghost_name or entity.name,
+        player = opts and opts.player and opts.player.index or nil,
+        undo_index = opts and opts.undo_index or nil,
+      }
       entity.valid = false
       surface.entities[entity.unit_number] = nil
       for yy = y1, y2 - 1 do

@@ -117,6 +117,11 @@ def built(game: FakeFactorio) -> set[tuple[Any, ...]]:
     return {(e["name"], e["position"], e["direction"], e["type"], e["recipe"]) for e in game.entities()}
 
 
+def removals(game: FakeFactorio) -> list[tuple[int | None, int | None]]:
+    """Every entity destroyed so far: (player index, undo_index) of the destroy call."""
+    return [(r["player"], r["undo_index"]) for r in game.fake.removals.values()]
+
+
 def expected(placements: list[Placement]) -> set[tuple[Any, ...]]:
     return {(p.name, (p.position.x, p.position.y), p.direction, p.type, p.recipe) for p in placements}
 
@@ -440,6 +445,9 @@ def test_replanning_removes_only_what_the_previous_plan_placed(game: FakeFactori
         ("inserter", (3.5, 2.5), 0, None, None),
         ("transport-belt", (20.5, 0.5), 0, None, None),
     }
+    # one undo item for the whole re-plan: plan A's removal opens it, plan B joins it
+    assert removals(game) == [(1, 0)] + [(1, 1)] * (len(plan_a) - 1)
+    assert {e["undo_index"] for e in game.entities() if e["ghost"]} == {1}
 
 
 def test_clearing_removes_only_factorion_entities(game: FakeFactorio) -> None:
@@ -451,6 +459,7 @@ def test_clearing_removes_only_factorion_entities(game: FakeFactorio) -> None:
     game.select_area(1, REGION, 0, 0, 8, 3, alt=True)
     assert [e["name"] for e in game.entities()] == ["stone-furnace"]
     assert "removed 6 entities" in game.printed(1)[-1]
+    assert removals(game) == [(1, 0)] + [(1, 1)] * 5  # one undo item brings them back
     assert game.storage_snapshot()["plans"] == {}
 
 

@@ -6,10 +6,13 @@ local util = require("scripts.util")
 local builder = {}
 
 --- Remove what a plan placed: only its own entities, and only those still standing
---- (a ghost a robot has built is gone; the built entity is the player's).
+--- (a ghost a robot has built is gone; the built entity is the player's). With `undo`
+--- ({player = LuaPlayer?, opened = bool}) the removals go on that player's undo queue:
+--- the first opens an undo item unless `opened`, the rest join it.
 ---@param plan_id string
+---@param undo table?
 ---@return integer removed
-function builder.remove_plan(plan_id)
+function builder.remove_plan(plan_id, undo)
   local plan = storage.plans[plan_id]
   if not plan then
     return 0
@@ -18,7 +21,13 @@ function builder.remove_plan(plan_id)
   for _, placed in ipairs(plan.entities) do
     local entity = placed.entity
     if entity and entity.valid then
-      entity.destroy({ raise_destroy = true })
+      local how = { raise_destroy = true }
+      if undo and undo.player and undo.player.valid then
+        how.player = undo.player
+        how.undo_index = undo.opened and 1 or 0
+        undo.opened = true
+      end
+      entity.destroy(how)
       removed = removed + 1
     end
   end
@@ -41,9 +50,13 @@ end
 
 local function start(build)
   build.started = true
+  -- the old plan's removal and the new one's placing are one undo item: undoing a
+  -- re-plan brings the old plan back
+  local undo = { player = game.get_player(build.player_index), opened = false }
   for _, id in ipairs(build.replaces) do
-    builder.remove_plan(id)
+    builder.remove_plan(id, undo)
   end
+  build.undo_opened = undo.opened
   storage.plans[build.job_id] = {
     player_index = build.player_index,
     surface = build.surface,
@@ -87,9 +100,12 @@ local function place(build, surface, player, p)
   if player then
     -- on the player's undo queue: the first entity opens an undo item, the rest join it
     params.player = player
-    params.undo_index = build.placed == 0 and 0 or 1
+    params.undo_index = build.undo_opened and 1 or 0
   end
   local entity = surface.create_entity(params)
+  if entity and player then
+    build.undo_opened = true
+  end
   if entity and p.recipe and not build.real then
     entity.set_recipe(p.recipe) -- a ghost leaves create_entity's recipe unset
   end
@@ -148,11 +164,14 @@ function builder.on_tick()
   end
 end
 
---- Remove every plan overlapping `box` on the surface; the number of entities removed.
-function builder.clear(surface_name, box)
+--- Remove every plan overlapping `box` on the surface, as one item on `player`'s undo
+--- queue; the number of entities removed.
+---@param player LuaPlayer?
+function builder.clear(surface_name, box, player)
   local removed = 0
+  local undo = { player = player, opened = false }
   for _, id in ipairs(jobs.plans_under(surface_name, box)) do
-    removed = removed + builder.remove_plan(id)
+    removed = removed + builder.remove_plan(id, undo)
   end
   return removed
 end

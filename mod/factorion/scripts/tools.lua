@@ -112,7 +112,7 @@ local function selected(event, alt)
   if item == config.tools.region then
     if alt then
       local x1, y1, x2, y2 = util.tile_bounds(event.area)
-      local removed = builder.clear(event.surface.name, { x1, y1, x2, y2 })
+      local removed = builder.clear(event.surface.name, { x1, y1, x2, y2 }, player)
       util.notify(player.index, "info", string.format("removed %d entities Factorion had placed.", removed))
     else
       set_region(player, event.surface, event.area)
@@ -160,7 +160,7 @@ function tools.clear(player)
     return 0
   end
   local box = { region.x, region.y, region.x + region.width, region.y + region.height }
-  local removed = builder.clear(region.surface, box)
+  local removed = builder.clear(region.surface, box, player)
   util.notify(player.index, "info", string.format("removed %d entities Factorion had placed.", removed) .. cancelled)
   return removed
 end
