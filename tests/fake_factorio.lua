@@ -436,6 +436,7 @@ function fake.localised(message)
 end
 
 local nauvis = new_surface("nauvis")
+fake.new_surface = new_surface -- another surface, as a planet or a space platform is
 
 game = {
   players = fake.players,

@@ -151,9 +151,18 @@ class FakeFactorio:
             handler(payload)
 
     def select_area(
-        self, player_index: int, item: str, x1: float, y1: float, x2: float, y2: float, alt: bool = False
+        self,
+        player_index: int,
+        item: str,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        alt: bool = False,
+        surface: str = "nauvis",
     ) -> None:
-        """The player drags (or clicks, when the area is tiny) with a selection tool."""
+        """The player drags (or clicks, when the area is tiny) with a selection tool on
+        `surface` (made on first use)."""
         area = self.lua.table_from(
             {
                 "left_top": self.lua.table_from({"x": x1, "y": y1}),
@@ -166,7 +175,7 @@ class FakeFactorio:
             player_index=player_index,
             item=item,
             area=area,
-            surface=self.fake.nauvis,
+            surface=self.fake.surfaces[surface] or self.fake.new_surface(surface),
             entities=self.lua.table(),
             tiles=self.lua.table(),
         )

@@ -501,6 +501,14 @@ def test_the_window_chooses_items_and_facing(game: FakeFactorio) -> None:
     assert game.fake.players[1].gui.screen.factorion_frame is None
 
 
+def test_a_region_on_another_surface_drops_the_markers_of_the_last(game: FakeFactorio) -> None:
+    mark(game, 0, 0, 6, 2)
+    game.select_area(1, REGION, 0, 0, 6, 2, surface="platform")  # the same tiles elsewhere
+    game.raise_event("factorion-request-plan", player_index=1)
+    assert poll(game) == []  # no sink on this surface yet
+    assert "place at least one sink" in game.printed(1)[-1]
+
+
 def test_players_keep_their_own_regions_and_jobs(game: FakeFactorio) -> None:
     mark(game, 0, 0, 6, 1, player=1)
     mark(game, 0, 10, 4, 1, player=2)

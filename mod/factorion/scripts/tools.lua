@@ -48,6 +48,7 @@ local function set_region(player, surface, area)
     return
   end
   local ps = state.player(player.index)
+  local same_surface = ps.region ~= nil and ps.region.surface == surface.name
   if ps.region then
     destroy_render(ps.region.render)
   end
@@ -61,8 +62,8 @@ local function set_region(player, surface, area)
     surface = surface,
     players = { player.index },
   })
-  for key, m in pairs(ps.markers) do -- markers belong to one region
-    if not in_region(ps.region, m.x, m.y) then
+  for key, m in pairs(ps.markers) do -- markers belong to one region, on its surface
+    if not (same_surface and in_region(ps.region, m.x, m.y)) then
       destroy_render(m.render)
       ps.markers[key] = nil
     end
