@@ -307,6 +307,13 @@ local function new_surface(name)
     local x, y = read_position(what, params.position)
     local dir = check_direction(what, proto, params.direction)
     local x1, y1, x2, y2 = footprint(what, proto, x, y, dir)
+    for yy = y1, y2 - 1 do
+      for xx = x1, x2 - 1 do
+        if surface.water[key(xx, yy)] then
+          return false
+        end
+      end
+    end
     return free(x1, y1, x2, y2)
   end
 
@@ -335,17 +342,6 @@ local function new_surface(name)
       end
     end
     return out
-  end
-
-  function surface.get_tile(x, y)
-    local water = surface.water[key(math.floor(x), math.floor(y))]
-    return {
-      valid = true,
-      name = water and "water" or "grass-1",
-      collides_with = function(layer)
-        return water and layer == "water_tile" or false
-      end,
-    }
   end
 
   fake.surfaces[name] = surface

@@ -57,21 +57,37 @@ end
 
 --- Tiles of `box` taken by something other than the listed entities (keys) and what
 --- does not stop building (config.not_blocking: ore, items on the ground, characters):
---- "x,y" -> the entity's name.
+--- "x,y" -> the entity's name; and the tiles under the listed entities ("x,y" -> true).
 function jobs.occupied(surface, box, ignore)
-  local taken = {}
+  local taken, ours = {}, {}
   local found = surface.find_entities_filtered({ area = { { box[1], box[2] }, { box[3], box[4] } } })
   for _, entity in ipairs(found) do
-    if entity.valid and not config.not_blocking[entity.type] and not ignore[util.entity_key(entity)] then
+    if entity.valid and not config.not_blocking[entity.type] then
+      local mine = ignore[util.entity_key(entity)] or false
       local x1, y1, x2, y2 = util.tile_bounds(entity.bounding_box)
       for y = math.max(y1, box[2]), math.min(y2, box[4]) - 1 do
         for x = math.max(x1, box[1]), math.min(x2, box[3]) - 1 do
-          taken[util.tile_key(x, y)] = entity.name
+          if mine then
+            ours[util.tile_key(x, y)] = true
+          else
+            taken[util.tile_key(x, y)] = entity.name
+          end
         end
       end
     end
   end
-  return taken
+  return taken, ours
+end
+
+--- Whether the player could place a belt's ghost on tile (x, y): false on water, lava,
+--- space and the like, whatever the planet.
+local function buildable(surface, force, x, y)
+  return surface.can_place_entity({
+    name = "transport-belt",
+    position = { x = x + 0.5, y = y + 0.5 },
+    force = force,
+    build_check_type = defines.build_check_type.manual_ghost,
+  })
 end
 
 --- Queue a plan for the player's region and markers; replaces the player's queued job.
@@ -107,12 +123,14 @@ function jobs.request(player)
   if #sinks == 0 then
     return nil, "place at least one sink inside the region (the Factorion sink tool)."
   end
-  local taken = jobs.occupied(surface, box, jobs.planned_keys(jobs.plans_under(region.surface, box)))
+  local taken, ours = jobs.occupied(surface, box, jobs.planned_keys(jobs.plans_under(region.surface, box)))
   local blocked = {}
   for y = box[2], box[4] - 1 do
     for x = box[1], box[3] - 1 do
       local key = util.tile_key(x, y)
-      if not markers[key] and (taken[key] or surface.get_tile(x, y).collides_with("water_tile")) then
+      -- under the last plan's own entities a re-plan may build: it removes them first
+      local unbuildable = not ours[key] and not buildable(surface, player.force, x, y)
+      if not markers[key] and (taken[key] or unbuildable) then
         blocked[#blocked + 1] = { x = x - region.x, y = y - region.y }
       end
     end
