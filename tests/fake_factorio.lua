@@ -170,10 +170,12 @@ local function new_surface(name)
     return string.format("%d,%d", x, y)
   end
 
-  local function free(x1, y1, x2, y2)
+  -- no entity on any tile of the box (and, with `land`, no water either)
+  local function free(x1, y1, x2, y2, land)
     for y = y1, y2 - 1 do
       for x = x1, x2 - 1 do
-        if surface.tiles[key(x, y)] then
+        local k = key(x, y)
+        if surface.tiles[k] or (land and surface.water[k]) then
           return false
         end
       end
@@ -307,14 +309,7 @@ local function new_surface(name)
     local x, y = read_position(what, params.position)
     local dir = check_direction(what, proto, params.direction)
     local x1, y1, x2, y2 = footprint(what, proto, x, y, dir)
-    for yy = y1, y2 - 1 do
-      for xx = x1, x2 - 1 do
-        if surface.water[key(xx, yy)] then
-          return false
-        end
-      end
-    end
-    return free(x1, y1, x2, y2)
+    return free(x1, y1, x2, y2, true)
   end
 
   function surface.find_entities_filtered(params)
