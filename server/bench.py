@@ -13,7 +13,8 @@ client:
    reading the whole answer, so HTTP and queueing included), the server's own p50
    (`timings_ms.total`: from arrival to answer, the wait for a planning slot
    included), plans per second (answered 200, over the level's wall time), errors
-   (any other status, or no answer) and, in search mode, how many plans the time budget cut short (`factorion_plan_budget_hits_total`).
+   (any other status, or no answer) and, in search mode, how many plans the time
+   budget cut short (`factorion_plan_budget_hits_total`).
 2. A long run of `--requests` greedy requests at the largest concurrency: the server
    process's resident memory after request 100 (or half way, for fewer than 200) and
    at the end, and its peak over the whole benchmark (VmRSS and VmHWM of
