@@ -1,25 +1,31 @@
-"""End to end: the real mod's Lua behind a real RCON socket, the real bridge, and the
-planning server (`server.app` under uvicorn on 127.0.0.1) on an exported policy. A player
-marks a region, a source and a sink, and asks for a plan; the ghosts that appear are
-exactly the plan's placements."""
+"""End to end: a fake game process (`tests.fake_game_process`: the real mod's Lua behind
+a real RCON socket, ticking on its own), the real bridge, and the planning server
+(`server.app` under uvicorn on 127.0.0.1) on an exported policy. A player marks a
+region, a source and a sink, and asks for a plan; the ghosts that appear are exactly the
+plan's placements, and the player is told."""
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from factorio_rcon import RCONClient
 
 from server.app import Settings, create_app
 from server.bridge import Bridge, BridgeConfig
 from shared_schema.messages import PlanResponse
-from tests.fake_factorio import FakeFactorio
-from tests.fake_rcon import FakeRconServer
 
 PASSWORD = "e2e-secret"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +74,44 @@ class Recording(httpx.HTTPTransport):
         return response
 
 
+class Game:
+    """The fake game process, played through its RCON test command."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_game_process", "--password", PASSWORD],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.startswith("port "), f"the fake game did not start: {line!r}"
+        self.port = int(line.split()[1])
+        self.rcon = RCONClient("127.0.0.1", self.port, PASSWORD, timeout=30)
+
+    def do(self, action: str, **fields: Any) -> Any:
+        reply = json.loads(self.rcon.send_command("/fake-test " + json.dumps({"do": action, **fields})) or "{}")
+        assert reply.get("ok"), reply
+        return reply["value"]
+
+    def close(self) -> None:
+        self.rcon.close()
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
 @pytest.fixture
-def game() -> Iterator[tuple[FakeFactorio, FakeRconServer]]:
-    factorio = FakeFactorio(players=1)
-    with FakeRconServer(PASSWORD, factorio.command) as server:
-        yield factorio, server
+def game() -> Iterator[Game]:
+    game = Game()
+    yield game
+    game.close()
 
 
-def run_bridge(server: FakeRconServer, url: str, http: Recording) -> tuple[Bridge, threading.Event, threading.Thread]:
-    config = BridgeConfig(rcon_port=server.port, rcon_password=PASSWORD, server_url=url, poll_interval_s=0.01)
+def run_bridge(port: int, url: str, http: Recording) -> tuple[Bridge, threading.Event, threading.Thread]:
+    config = BridgeConfig(rcon_port=port, rcon_password=PASSWORD, server_url=url, poll_interval_s=0.01)
     bridge = Bridge(config, http_transport=http)
     stop = threading.Event()
     thread = threading.Thread(target=bridge.run, args=(stop,), daemon=True)
@@ -89,52 +124,50 @@ def run_bridge(server: FakeRconServer, url: str, http: Recording) -> tuple[Bridg
     [("expert", "iron-plate"), ("greedy", "iron-plate"), ("expert", "iron-gear-wheel")],
     ids=["expert-route", "greedy-route", "expert-gears"],
 )
-def test_a_player_asks_for_a_plan_and_gets_its_ghosts(
-    game: tuple[FakeFactorio, FakeRconServer], server_url: str, mode: str, sink_item: str
-) -> None:
-    factorio, server = game
-    factorio.fake.players[1].mod_settings["factorion-plan-mode"].value = mode
-    factorio.fake.players[1].mod_settings["factorion-time-budget"].value = 5
-    factorio.create("stone-furnace", 6, 13)  # something already in the region: tiles (5..6, 12..13)
-    factorio.create("iron-ore", -1.5, 13.5)  # ore, which does not block
-    if sink_item != "iron-plate":  # chosen in the tools' window
-        factorio.raise_event("on_lua_shortcut", player_index=1, prototype_name="factorion-tools")
-        chooser = factorio.fake.players[1].gui.screen.factorion_frame.factorion_choices.factorion_sink_item
-        chooser.elem_value = sink_item
-        factorio.raise_event("on_gui_elem_changed", player_index=1, element=chooser)
-    factorio.select_area(1, "factorion-region", -3, 10, 7, 14)  # 10x4 at (-3, 10)
-    factorio.click(1, -3, 10, "factorion-source")  # east, iron-plate: the defaults
-    factorio.click(1, 6, 10, "factorion-sink")
-    factorio.raise_event("factorion-request-plan", player_index=1)
+def test_a_player_asks_for_a_plan_and_gets_its_ghosts(game: Game, server_url: str, mode: str, sink_item: str) -> None:
+    game.do("setting", name="factorion-plan-mode", value=mode)
+    game.do("setting", name="factorion-time-budget", value=5)
+    game.do("create", name="stone-furnace", x=6, y=13)  # something already in the region: tiles (5..6, 12..13)
+    game.do("create", name="iron-ore", x=-1.5, y=13.5)  # ore, which does not block
+    if sink_item != "iron-plate":
+        game.do("choose_item", kind="sink", item=sink_item)
+    game.do("select_area", item="factorion-region", area=[-3, 10, 7, 14])  # 10x4 at (-3, 10)
+    game.do("click", x=-3, y=10, item="factorion-source")  # east, iron-plate: the defaults
+    game.do("click", x=6, y=10, item="factorion-sink")
+    game.do("request_plan")
 
     http = Recording()
-    bridge, stop, thread = run_bridge(server, server_url, http)
+    bridge, stop, thread = run_bridge(game.port, server_url, http)
     try:
         deadline = time.monotonic() + 60
-        while not bridge.delivered:
-            assert thread.is_alive() and time.monotonic() < deadline, "the bridge did not deliver the job"
-            time.sleep(0.01)
+        while not any("placed" in line for line in game.do("printed")):  # the game ticks by itself
+            assert thread.is_alive() and time.monotonic() < deadline, "the plan was not placed"
+            time.sleep(0.05)
     finally:
         stop.set()
         thread.join(timeout=10)
         bridge.close()
-    factorio.run_until_idle()
 
     (response,) = http.responses
-    expected = {
+    expected = [
         (p.name, (p.position.x - 3, p.position.y + 10), p.direction, p.type, p.recipe) for p in response.placements
-    }
-    ghosts = [e for e in factorio.entities() if e["ghost"]]
-    assert {(e["name"], e["position"], e["direction"], e["type"], e["recipe"]) for e in ghosts} == expected
-    assert len(ghosts) == len(response.placements)
-    assert sorted(e["name"] for e in factorio.entities() if not e["ghost"]) == ["iron-ore", "stone-furnace"]
-    assert not len(factorio.fake.overlaps)
-    told = factorio.printed(1)
+    ]
+    entities = game.do("entities")
+    ghosts = [e for e in entities if e["ghost"]]
+    assert sorted(map(_seen, ghosts), key=repr) == sorted(expected, key=repr)
+    assert sorted(e["name"] for e in entities if not e["ghost"]) == ["iron-ore", "stone-furnace"]
+    assert game.do("overlaps") == 0
+    told = game.do("printed")
     assert any(line.startswith("[Factorion] Planning a 10x4 region") for line in told)
     assert f"placed {len(response.placements)} ghosts" in told[-1]
     assert f"Sinks: {sink_item}" in told[-1]
-    assert not server.errors
     if mode == "expert":
         assert response.placements and response.score > 0
     if sink_item == "iron-gear-wheel":  # the machine's ghost carries its recipe
         assert any(e["recipe"] == "iron-gear-wheel" for e in ghosts)
+
+
+def _seen(entity: dict[str, Any]) -> tuple[Any, ...]:
+    """An entity as the plan's placements are compared with it (JSON made its position a list)."""
+    x, y = entity["position"]
+    return entity["name"], (float(x), float(y)), entity["direction"], entity["type"], entity["recipe"]
