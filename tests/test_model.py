@@ -13,7 +13,15 @@ from shared_schema.world import Channel
 from training.env import PLACEABLE, FactoryVectorEnv
 from training.env.core import to_action
 from training.lessons import generate
-from training.model import ASSEMBLER, FactoredDistribution, ModelConfig, Policy, bf16_native, precision_autocast
+from training.model import (
+    ASSEMBLER,
+    FactoredDistribution,
+    ModelConfig,
+    Policy,
+    bf16_native,
+    precision_autocast,
+    resolve_device,
+)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +192,15 @@ def test_the_embeddings_learn_as_torch_embedding_does(batch: tuple[FactoryVector
         if p.grad is not None:
             assert torch.allclose(fast[name], p.grad, atol=1e-6), name
     assert fast["entity.weight"].abs().sum() > 0
+
+
+def test_a_trainers_device_is_cuda_when_present_and_a_missing_one_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(SystemExit, match="--device cuda:1: no CUDA device"):
+        resolve_device("cuda:1")
+    with pytest.raises(SystemExit, match="--device gpu0: not a device"):
+        resolve_device("gpu0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from shared_schema.entities import Entity
 from shared_schema.placement import apply
@@ -138,6 +139,16 @@ def test_cli_reads_yaml_then_flags_and_continues_from_a_checkpoint(tmp_path: Pat
     assert sft.main([*args, "--val-every", "2", "--val-seeds", "1", "--batch-size", "8", "--init", str(init)]) == 0
     policy, state = load(tmp_path / "second" / "checkpoints" / "latest.pt")
     assert policy.config.width == 8 and state["config"]["init"] == init
+
+
+def test_a_missing_cuda_device_is_named_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert parse_config(["--device", "cpu"]).device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="--device cuda: no CUDA device"):
+        train(replace(TINY, root=tmp_path, name="gpu", device="cuda"))
+    assert not (tmp_path / "gpu").exists()
 
 
 def test_an_unknown_precision_is_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -78,6 +78,19 @@ def bf16_native(device: torch.device) -> bool:
     return bool(amx() or avx512_bf16())
 
 
+def resolve_device(want: str) -> torch.device:
+    """A trainer's `--device`: "auto" (CUDA when present, else the CPU), "cpu", "cuda" or
+    "cuda:N"; SystemExit naming the problem when CUDA is asked for but absent."""
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {want}: no CUDA device is available")
+    try:
+        return torch.device(want)
+    except RuntimeError as error:
+        raise SystemExit(f"--device {want}: not a device ({error})") from None
+
+
 def precision_autocast(device: torch.device, precision: str) -> torch.autocast:
     """The context a training forward pass runs in: bfloat16 autocast of the trunk for
     precision "bf16", and for "auto" where `bf16_native(device)`; float32 for "fp32". The

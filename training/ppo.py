@@ -80,7 +80,7 @@ from training.env.supply import kind_shares
 from training.evaluate import validation
 from training.hints import HINTS, distance_hints
 from training.lessons import KINDS, TRIAL_KINDS
-from training.model import FactoredDistribution, ModelConfig, Policy, precision_autocast
+from training.model import FactoredDistribution, ModelConfig, Policy, precision_autocast, resolve_device
 from training.runs import Run
 from training.sft import LESSON_KINDS, ImitationStream, loss_and_metrics
 
@@ -261,20 +261,16 @@ def gae(
 def setup(config: PPOConfig) -> tuple[int, int, torch.device]:
     """(rank, world size, device); joins the process group when run under torchrun."""
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1  # torchrun's contract
-    want = config.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
+    device = resolve_device(config.device)
     if not distributed:
-        return 0, 1, torch.device(want)
-    dist.init_process_group("nccl" if want.startswith("cuda") else "gloo")
+        return 0, 1, device
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank()
-    if want.startswith("cuda"):
+    if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         return rank, dist.get_world_size(), torch.device("cuda", local)
-    return rank, dist.get_world_size(), torch.device(want)
+    return rank, dist.get_world_size(), device
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:

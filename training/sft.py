@@ -81,7 +81,15 @@ from training.evaluate import SOLVED, score_layout, torch_heads, validation
 from training.expert import HUBS, expert_layout
 from training.hints import distance_hints
 from training.lessons import HELD_OUT_SEEDS, KINDS, TRIAL_KINDS
-from training.model import ASSEMBLER, UNDERGROUND, FactoredDistribution, ModelConfig, Policy, precision_autocast
+from training.model import (
+    ASSEMBLER,
+    UNDERGROUND,
+    FactoredDistribution,
+    ModelConfig,
+    Policy,
+    precision_autocast,
+    resolve_device,
+)
 from training.recovery import collect, hub_choices
 from training.runs import Run
 
@@ -148,6 +156,9 @@ class SFTConfig:
     """Seed of the sample stream and the network's initial weights."""
     threads: int = 2
     """torch CPU threads."""
+    device: str = "auto"
+    """auto (CUDA when present), cpu, cuda or cuda:N: where the network trains (the batches
+    are built on the CPU either way)."""
     precision: str = "auto"
     """auto, fp32 or bf16 (as `training.ppo`'s): bf16 autocast of the network's trunk, by
     default where the CPU runs bf16 natively (AMX or AVX-512 BF16)."""
@@ -352,15 +363,21 @@ def make_batch(
 
 
 def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-    """The imitation loss of a batch and its accuracies (see the module docstring)."""
-    features = policy.features(torch.as_tensor(batch.worlds), torch.as_tensor(batch.hints))
-    dist = FactoredDistribution.from_features(policy, features, torch.as_tensor(batch.masks))
+    """The imitation loss of a batch and its accuracies (see the module docstring), on
+    the policy's device."""
+    device = next(policy.parameters()).device
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, device=device)
+
+    features = policy.features(tensor(batch.worlds), tensor(batch.hints))
+    dist = FactoredDistribution.from_features(policy, features, tensor(batch.masks))
     # the tile: any of the right choices is right (log of their total probability)
     log_tile = torch.log_softmax(dist.tile_logits, dim=-1)
-    right = torch.as_tensor(batch.next)
+    right = tensor(batch.next)
     tile_loss = -torch.logsumexp(log_tile.masked_fill(~right, -torch.inf), dim=-1).mean()
     # the other heads: at every anchor of an entity still to build, not only the next one
-    labels = torch.as_tensor(batch.labels)
+    labels = tensor(batch.labels)
     rows, tiles = torch.nonzero(labels[..., 0] >= 0, as_tuple=True)
     kind, facing, recipe, end = labels[rows, tiles].unbind(-1)
     kind_logits, facing_logits, recipe_logits, end_logits = dist.conditionals(tiles, kind, rows)
@@ -371,7 +388,7 @@ def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[s
         "recipe": (recipe_logits, recipe, machine),
         "end": (end_logits, end, underground),
     }
-    head_loss = torch.zeros(())
+    head_loss = torch.zeros((), device=device)
     for logits, want, read in parts.values():
         if read.any():
             head_loss = head_loss + F.cross_entropy(logits[read], want[read], reduction="sum")
@@ -382,7 +399,7 @@ def loss_and_metrics(policy: Policy, batch: Batch) -> tuple[torch.Tensor, dict[s
         metrics = {
             "losses/loss": float(loss),
             "losses/tile": float(tile_loss),
-            "acc/tile": float(torch.as_tensor(batch.todo)[pick].float().mean()),
+            "acc/tile": float(tensor(batch.todo)[pick].float().mean()),
             "acc/next": float(right[pick].float().mean()),
         }
         for name, (logits, want, read) in parts.items():
@@ -451,15 +468,16 @@ def train(config: SFTConfig) -> dict[str, Any]:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    device = resolve_device(config.device)
     if config.init is not None:
-        policy, _ = load(config.init)
+        policy, _ = load(config.init, device)
         config = replace(config, model=policy.config)
     else:
-        policy = Policy(config.model)
+        policy = Policy(config.model).to(device)
     name = config.name or time.strftime("sft-%Y%m%d-%H%M%S")
     run = Run.create(name, replace(config, name=name), root=config.root)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
-    autocast = precision_autocast(torch.device("cpu"), config.precision)
+    autocast = precision_autocast(device, config.precision)
     state = {"size": config.size, "config": asdict(replace(config, name=name))}
 
     def checkpoint(path: str, **extra: Any) -> None:
