@@ -7,7 +7,6 @@ plan's placements, and the player is told."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import pytest
 from factorio_rcon import RCONClient
 
 from server.app import Settings, create_app
+from server.bench import free_port
 from server.bridge import Bridge, BridgeConfig
 from shared_schema.messages import PlanResponse
 
@@ -42,9 +42,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = tmp_path_factory.mktemp("policy") / "tiny.onnx"
     export(Policy(ModelConfig(width=16, conv_blocks=1)).eval(), path, 11, source="tiny.pt")
     settings = Settings(policy_path=path, search_rollouts=4, compare_expert=False, onnx_threads=1, warm_up=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(create_app(settings=settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

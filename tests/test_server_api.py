@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from server.app import BodyLimit, Settings, create_app
+from server.bench import free_port
 from server.planner import Planner, PolicyLoadError
 from shared_schema.blueprint import blueprint_json
 from shared_schema.messages import PlanRequest, PlanResponse
@@ -306,14 +306,8 @@ def test_the_server_imports_no_torch() -> None:
     assert done.stdout.strip() == "False"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_real_server_answers(tiny_policy: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "--policy", str(tiny_policy), "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,
