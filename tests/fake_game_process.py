@@ -39,7 +39,7 @@ def act(game: FakeFactorio, action: dict[str, Any]) -> Any:
             chooser = choices[f"factorion_{action['kind']}_item"]
             chooser.elem_value = action["item"]
         game.raise_event("on_gui_elem_changed", player_index=player, element=chooser)
-        game.raise_event("on_lua_shortcut", player_index=player, prototype_name="factorion-tools")
+        game.raise_event("on_lua_shortcut", player_index=player, prototype_name="factorion-tools")  # closed again
     elif what == "setting":
         with game.lock:
             game.fake.players[player].mod_settings[action["name"]].value = action["value"]

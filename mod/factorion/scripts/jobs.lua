@@ -129,8 +129,7 @@ function jobs.request(player)
     for x = box[1], box[3] - 1 do
       local key = util.tile_key(x, y)
       -- under the last plan's own entities a re-plan may build: it removes them first
-      local unbuildable = not ours[key] and not buildable(surface, player.force, x, y)
-      if not markers[key] and (taken[key] or unbuildable) then
+      if not markers[key] and (taken[key] or (not ours[key] and not buildable(surface, player.force, x, y))) then
         blocked[#blocked + 1] = { x = x - region.x, y = y - region.y }
       end
     end
